@@ -1,0 +1,5 @@
+import sys
+
+from medfair.cli import main
+
+sys.exit(main())

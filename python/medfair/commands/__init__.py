@@ -1,0 +1,1 @@
+"""Subcommands of the ``medfair`` command line, one module each."""
