@@ -1,0 +1,110 @@
+#pragma once
+// medfair::CausalLM: a Llama-family decoder (Llama 2/3/3.1, SmolLM2, Mistral,
+// Qwen2) on libtorch, loaded from a GGUF file or a Hugging Face folder.
+//
+// Shape letters used throughout this header: B batch, T tokens in this call,
+// P tokens already in the KV cache, D model width, V vocabulary, H query heads,
+// G key/value heads, E head width.
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "medfair/chat.hpp"
+#include "medfair/models/config.hpp"
+
+namespace medfair {
+
+namespace text {
+class Tokenizer;
+class ChatTemplate;
+}  // namespace text
+
+/// Options for CausalLM::load.
+struct LoadOptions {
+  /// Weight and activation type: "float32" (default) or "bfloat16". Norms and
+  /// the softmax always run in float32.
+  std::string dtype = "float32";
+  /// Chat template family to force ("chatml", "llama3", "llama2", "gemma", ...);
+  /// empty means: recognise it from the model's own template string.
+  std::string chat_template;
+};
+
+/// Keys and values of the tokens already processed, for incremental decoding
+/// and for reusing a shared prompt prefix across a batch.
+struct KVCache {
+  std::vector<at::Tensor> keys;    ///< per layer, [B, G, P, E]
+  std::vector<at::Tensor> values;  ///< per layer, [B, G, P, E]
+  at::Tensor mask;                 ///< [B, P] bool, true where a cached position is a real token
+  at::Tensor next_position;        ///< [B] int64, rotary position of each row's next token
+
+  bool empty() const { return keys.empty(); }
+  int64_t batch_size() const;
+  int64_t length() const;  ///< P
+
+  /// Returns a cache whose B rows all copy row 0 of this one (shared-prefix reuse).
+  KVCache expand(int64_t batch_size) const;
+  /// Returns the cache restricted to the given rows, in that order.
+  KVCache select_rows(const at::Tensor& rows) const;
+};
+
+/// Outputs of CausalLM::forward.
+struct ForwardOutput {
+  at::Tensor logits;  ///< [B, T, V] float32, or [B, 1, V] when only the last position was requested
+};
+
+class CausalLM {
+ public:
+  /// Loads a model from a `.gguf` file or a Hugging Face folder (config.json,
+  /// model.safetensors or model.safetensors.index.json, tokenizer.json).
+  /// Throws IOError, FormatError or ModelError naming the file and what is wrong.
+  static CausalLM load(const std::filesystem::path& path, const LoadOptions& options = {});
+
+  const LlamaConfig& config() const;
+  const text::Tokenizer& tokenizer() const;
+  std::shared_ptr<const text::Tokenizer> shared_tokenizer() const;
+  /// Where the weights came from, as given to load().
+  const std::filesystem::path& source() const;
+  /// "float32" or "bfloat16".
+  std::string dtype() const;
+
+  /// The weights under their Hugging Face names (model.layers.0.self_attn.q_proj.weight,
+  /// ...), in the model's dtype. The tensors are the model's own, not copies.
+  std::map<std::string, at::Tensor> state_dict() const;
+
+  /// Renders a conversation through the model's chat template.
+  std::string apply_chat_template(const Conversation& messages, bool add_generation_prompt = true) const;
+  /// Tokenizes a prompt that is already formatted (special tokens such as
+  /// <|im_start|> are recognised, and BOS is added when the model asks for it).
+  std::vector<int64_t> encode_prompt(const std::string& formatted_prompt) const;
+
+  /// Runs the decoder on input_ids [B, T] (int64). attention_mask [B, T] marks
+  /// real tokens with 1 and padding with 0 (left or right padding); an
+  /// undefined mask means no padding. When `cache` is given, its P positions
+  /// are attended to and the T new positions are appended to it. With
+  /// `last_position_only`, logits are computed for position T-1 of each row
+  /// only, which is what scoring and sampling need.
+  ForwardOutput forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
+                        KVCache* cache = nullptr, bool last_position_only = false) const;
+
+  /// Logits [B, T, V] (float32) for input_ids [B, T]; shorthand for forward().
+  at::Tensor logits(const at::Tensor& input_ids, const at::Tensor& attention_mask = {}) const;
+
+  /// Greedy decoding of up to `max_new_tokens` tokens after `prompt_ids`,
+  /// stopping at an end-of-sequence token. Returns only the new tokens.
+  std::vector<int64_t> generate_greedy(const std::vector<int64_t>& prompt_ids, int64_t max_new_tokens) const;
+
+  struct Impl;
+
+ private:
+  explicit CausalLM(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace medfair

@@ -1,0 +1,166 @@
+// The decoder's forward pass. It follows Hugging Face transformers'
+// modeling_llama.py numerics (RMSNorm in float32, rotate-half rotary
+// embeddings, scaled dot-product attention with grouped key/value heads), so
+// logits can be compared with transformers directly.
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "causal_lm_impl.hpp"
+#include "medfair/error.hpp"
+
+namespace medfair {
+
+namespace detail {
+
+at::Tensor Linear::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+
+namespace {
+
+// RMSNorm as transformers computes it: normalise in float32, cast back, scale.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  at::Tensor x32 = x.to(at::kFloat);
+  at::Tensor variance = x32.pow(2).mean(-1, /*keepdim=*/true);
+  at::Tensor normed = x32 * at::rsqrt(variance + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+// Rotates the two halves of the last dimension: (x1, x2) -> (-x2, x1).
+at::Tensor rotate_half(const at::Tensor& x) {
+  int64_t half = x.size(-1) / 2;
+  at::Tensor x1 = x.narrow(-1, 0, half);
+  at::Tensor x2 = x.narrow(-1, half, half);
+  return at::cat({x2.neg(), x1}, -1);
+}
+
+// Positions of the new tokens [B, T]: each real token's index among the real
+// tokens of its row, continuing from the cache; padding gets position 0.
+at::Tensor token_positions(const at::Tensor& mask, const at::Tensor& start) {
+  at::Tensor counts = mask.to(at::kLong).cumsum(1) - 1;
+  return (start.unsqueeze(1) + counts).clamp_min(0);
+}
+
+// Boolean attention mask [B, 1, T, P+T]: query i sees key j when j is a real
+// token and j <= P + i. Every query also sees itself, so rows that belong to
+// padding never become fully masked (which would make the softmax NaN).
+at::Tensor attention_mask(const at::Tensor& key_mask, int64_t past, int64_t new_tokens) {
+  auto options = at::TensorOptions().dtype(at::kLong).device(key_mask.device());
+  at::Tensor query_index = at::arange(new_tokens, options).unsqueeze(1) + past;  // [T, 1]
+  at::Tensor key_index = at::arange(past + new_tokens, options).unsqueeze(0);    // [1, P+T]
+  at::Tensor causal = key_index.le(query_index);                                 // [T, P+T]
+  at::Tensor self = key_index.eq(query_index);
+  at::Tensor allowed = causal.unsqueeze(0).logical_and(key_mask.unsqueeze(1));   // [B, T, P+T]
+  allowed = allowed.logical_or(self.unsqueeze(0));
+  return allowed.unsqueeze(1);
+}
+
+}  // namespace
+
+}  // namespace detail
+
+ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, KVCache* cache,
+                                bool last_position_only) const {
+  const Impl& m = *impl_;
+  const LlamaConfig& c = m.config;
+  if (input_ids.dim() != 2) {
+    throw ConfigError(fmt::format("CausalLM.forward: input_ids must be [batch, tokens], got {} dimensions",
+                                  input_ids.dim()));
+  }
+  const int64_t batch = input_ids.size(0);
+  const int64_t tokens = input_ids.size(1);
+  if (tokens == 0) throw ConfigError("CausalLM.forward: input_ids has no tokens");
+  at::Tensor ids = input_ids.to(at::kLong);
+  if (ids.numel() > 0) {
+    int64_t low = ids.min().item<int64_t>();
+    int64_t high = ids.max().item<int64_t>();
+    if (low < 0 || high >= c.vocab_size) {
+      throw ConfigError(fmt::format("CausalLM.forward: token id {} is outside the vocabulary [0, {})",
+                                    low < 0 ? low : high, c.vocab_size));
+    }
+  }
+  at::Tensor mask = attention_mask.defined() ? attention_mask.to(at::kBool) : at::ones({batch, tokens}, at::kBool);
+  if (mask.sizes() != ids.sizes()) {
+    throw ConfigError(fmt::format("CausalLM.forward: attention_mask has shape [{}] but input_ids has [{}]",
+                                  fmt::join(mask.sizes(), ", "), fmt::join(ids.sizes(), ", ")));
+  }
+  const bool use_cache = cache != nullptr && !cache->empty();
+  if (use_cache && cache->batch_size() != batch) {
+    throw ConfigError(fmt::format("CausalLM.forward: the KV cache holds {} rows but input_ids has {}",
+                                  cache->batch_size(), batch));
+  }
+  const int64_t past = use_cache ? cache->length() : 0;
+  if (c.sliding_window > 0 && past + tokens > c.sliding_window) {
+    // NOTE: within the window, sliding and full attention are identical, so
+    // only longer sequences would need the windowed mask.
+    throw ConfigError(fmt::format("CausalLM.forward: {} tokens exceed the model's sliding window of {}; medfair "
+                                  "implements full attention only, so shorten the input",
+                                  past + tokens, c.sliding_window));
+  }
+
+  // Positions, rotary tables and the attention mask shared by all layers.
+  at::Tensor start = use_cache ? cache->next_position : at::zeros({batch}, at::kLong);
+  at::Tensor positions = detail::token_positions(mask, start);                           // [B, T]
+  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * m.weights.inv_freq;         // [B, T, E/2]
+  at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(1);                           // [B, 1, T, E]
+  at::Tensor cos = angles.cos().to(m.dtype);
+  at::Tensor sin = angles.sin().to(m.dtype);
+  at::Tensor key_mask = use_cache ? at::cat({cache->mask, mask}, 1) : mask;               // [B, P+T]
+  at::Tensor attn_mask = detail::attention_mask(key_mask, past, tokens);                  // [B, 1, T, P+T]
+
+  // Token embedding.
+  at::Tensor x = at::embedding(m.weights.token_embedding, ids);  // [B, T, D]
+
+  if (cache != nullptr && cache->empty()) {
+    cache->keys.resize(c.n_layer);
+    cache->values.resize(c.n_layer);
+  }
+  for (int64_t layer_index = 0; layer_index < c.n_layer; ++layer_index) {
+    const detail::DecoderLayer& layer = m.weights.layers[layer_index];
+
+    // Attention: norm, project, rotate, attend over cache + new tokens, project back.
+    at::Tensor h = detail::rms_norm(x, layer.attn_norm, c.rms_norm_eps);
+    at::Tensor q = layer.q_proj.forward(h).view({batch, tokens, c.n_head, c.head_dim}).transpose(1, 2);
+    at::Tensor k = layer.k_proj.forward(h).view({batch, tokens, c.n_head_kv, c.head_dim}).transpose(1, 2);
+    at::Tensor v = layer.v_proj.forward(h).view({batch, tokens, c.n_head_kv, c.head_dim}).transpose(1, 2);
+    q = q * cos + detail::rotate_half(q) * sin;
+    k = k * cos + detail::rotate_half(k) * sin;
+    if (cache != nullptr) {
+      if (use_cache) {
+        k = at::cat({cache->keys[layer_index], k}, 2);
+        v = at::cat({cache->values[layer_index], v}, 2);
+      }
+      cache->keys[layer_index] = k;
+      cache->values[layer_index] = v;
+    }
+    at::Tensor attended = at::scaled_dot_product_attention(q, k, v, attn_mask, 0.0, false, std::nullopt,
+                                                           /*enable_gqa=*/c.n_head != c.n_head_kv);
+    attended = attended.transpose(1, 2).reshape({batch, tokens, c.n_head * c.head_dim});
+    x = x + layer.o_proj.forward(attended);
+
+    // MLP: norm, SwiGLU, residual.
+    h = detail::rms_norm(x, layer.ffn_norm, c.rms_norm_eps);
+    at::Tensor gated = at::silu(layer.gate_proj.forward(h)) * layer.up_proj.forward(h);
+    x = x + layer.down_proj.forward(gated);
+  }
+
+  if (cache != nullptr) {
+    cache->mask = key_mask;
+    cache->next_position = start + mask.to(at::kLong).sum(1);
+  }
+
+  // Final norm and output head, optionally on each row's last real token only.
+  if (last_position_only) {
+    at::Tensor last = (tokens - 1) - mask.flip({1}).to(at::kLong).argmax(1);  // [B]
+    at::Tensor index = last.view({batch, 1, 1}).expand({batch, 1, x.size(2)});
+    x = x.gather(1, index);
+  }
+  x = detail::rms_norm(x, m.weights.output_norm, c.rms_norm_eps);
+  return ForwardOutput{m.weights.lm_head.forward(x).to(at::kFloat)};
+}
+
+at::Tensor CausalLM::logits(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+  return forward(input_ids, attention_mask).logits;
+}
+
+}  // namespace medfair
