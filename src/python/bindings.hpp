@@ -9,5 +9,6 @@ namespace py = pybind11;
 
 void bind_base(py::module_& m);
 void bind_models(py::module_& m);
+void bind_text(py::module_& m);
 
 }  // namespace medfair::python

@@ -5,4 +5,5 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = MEDFAIR_VERSION;
   medfair::python::bind_base(m);
   medfair::python::bind_models(m);
+  medfair::python::bind_text(m);
 }
