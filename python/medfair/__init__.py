@@ -10,13 +10,22 @@ import torch as _torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _core
 from ._core import (
+    BPETokenizer,
+    CausalLM,
     ConfigError,
     DataError,
     EndpointError,
     Error,
     FormatError,
     IOError,
+    LlamaConfig,
     ModelError,
+    SentencePieceTokenizer,
+    Tokenizer,
+    WordPieceOptions,
+    WordPieceTokenizer,
+    load_tokenizer_json,
+    render_chat,
     set_log_level,
 )
 
@@ -25,12 +34,21 @@ __version__ = _core.__version__
 _logging.getLogger("medfair").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "BPETokenizer",
+    "CausalLM",
     "ConfigError",
     "DataError",
     "EndpointError",
     "Error",
     "FormatError",
     "IOError",
+    "LlamaConfig",
     "ModelError",
+    "SentencePieceTokenizer",
+    "Tokenizer",
+    "WordPieceOptions",
+    "WordPieceTokenizer",
+    "load_tokenizer_json",
+    "render_chat",
     "set_log_level",
 ]

@@ -62,10 +62,11 @@ namespace {
 
 // llama.cpp's converter reorders the rows of Q and K so that its rotary kernel
 // can rotate adjacent pairs; this restores transformers' half-split order.
-// Rows are grouped per head as (2, E/2) in GGUF and (E/2, 2) in HF.
+// Within each head, GGUF orders the rows as (E/2, 2) pairs and HF as two
+// (2, E/2) halves; the converter's permutation is the transpose between them.
 at::Tensor undo_rotary_permutation(const at::Tensor& weight, int64_t n_head) {
   const int64_t rows = weight.size(0);
-  std::vector<int64_t> grouped = {n_head, 2, rows / n_head / 2};
+  std::vector<int64_t> grouped = {n_head, rows / n_head / 2, 2};
   for (int64_t d = 1; d < weight.dim(); ++d) grouped.push_back(weight.size(d));
   return weight.reshape(grouped).transpose(1, 2).reshape(weight.sizes()).contiguous();
 }
