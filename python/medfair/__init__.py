@@ -9,6 +9,7 @@ import logging as _logging
 import torch as _torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _core
+from ._core import stats
 from ._core import (
     ConfigError,
     DataError,
@@ -33,4 +34,5 @@ __all__ = [
     "IOError",
     "ModelError",
     "set_log_level",
+    "stats",
 ]
