@@ -19,8 +19,10 @@ namespace {
 using namespace medfair::stats;
 
 py::object json_to_python(const nlohmann::json& value) {
-  static py::object loads = py::module_::import("json").attr("loads");
-  return loads(value.dump());
+  // Leaked on purpose: destroying a Python object after the interpreter has
+  // finalized would crash at process exit.
+  static auto* loads = new py::object(py::module_::import("json").attr("loads"));
+  return (*loads)(value.dump());
 }
 
 py::dict wilcoxon_dict(const WilcoxonResult& r) {
