@@ -1,6 +1,6 @@
 // JSON form of FairnessReport and GapChange. The metric keys are the schema
-// of an audit's summary.json; docs/metrics.md documents each one, so a change
-// here needs a change there and a new schema_version.
+// of an audit's summary.json, and docs/metrics.md documents each one. A
+// change here therefore needs a change there and a new schema_version.
 
 #include <cmath>
 #include <fmt/format.h>

@@ -9,9 +9,9 @@
 
 namespace medfair::stats {
 
-/// SplitMix64 generator (Steele, Lea and Flood, "Fast splittable pseudorandom
-/// number generators", OOPSLA 2014). Fully specified here, unlike the
-/// std:: distributions, whose output differs between standard libraries.
+/// SplitMix64 generator. Its output is fixed by the algorithm, unlike that of
+/// the std:: distributions, which differs between standard libraries;
+/// test_bootstrap.cpp checks it against the reference implementation's outputs.
 class SplitMix64 {
  public:
   explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
@@ -20,8 +20,7 @@ class SplitMix64 {
   std::uint64_t next();
 
   /// Returns an index uniform in [0, n) by Lemire's multiply-and-reject
-  /// method ("Fast random integer generation in an interval", 2019), with no
-  /// modulo bias. Requires n > 0.
+  /// method, which has no modulo bias. Requires n > 0.
   std::size_t uniform_index(std::size_t n);
 
  private:
@@ -51,17 +50,17 @@ double quantile(std::vector<double> values, double q);
 /// replacement and returns the percentile interval of `statistic` over them.
 /// Replicate r draws its indices as uniform_index(n_clusters) calls in
 /// order, from one SplitMix64 seeded with options.seed that runs through all
-/// replicates. `statistic` receives the drawn indices (repeats included) and
-/// may return NaN for a resample where it is undefined (for example a group
-/// left empty); such replicates are left out, and an interval with no finite
-/// replicate is NaN. Throws ConfigError on replicates = 0, a level outside
+/// replicates. `statistic` receives the drawn indices (repeats included). It
+/// may return NaN for a resample where it is undefined, for example when a
+/// group is left empty. Such replicates are left out, and an interval with
+/// no finite replicate is NaN. Throws ConfigError on replicates = 0, a level outside
 /// (0, 1) or n_clusters = 0.
 BootstrapInterval cluster_bootstrap(std::size_t n_clusters,
                                     const std::function<double(const std::vector<std::size_t>&)>& statistic,
                                     const BootstrapOptions& options = {});
 
 /// Same, for several statistics computed from one resample: `statistics`
-/// fills a vector of `n_statistics` values per resample, and the result holds
+/// fills a vector of `n_statistics` values per resample, and the result has
 /// one interval per statistic. All intervals share the same resamples.
 std::vector<BootstrapInterval> cluster_bootstrap_many(
     std::size_t n_clusters, std::size_t n_statistics,

@@ -46,7 +46,7 @@ struct CochranQResult {
 /// a ragged table, k < 2 or n = 0.
 CochranQResult cochran_q(const BlockTable& outcomes);
 
-/// How the Wilcoxon p-value was obtained.
+/// Method behind the Wilcoxon p-value.
 enum class WilcoxonMethod {
   exact,        ///< Exact null distribution of the signed-rank statistic (no ties, no zeros).
   permutation,  ///< All 2^n sign flips enumerated (ties or zeros, n <= 13).
