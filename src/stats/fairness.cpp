@@ -365,6 +365,7 @@ class LevelAssessor {
         }
       }
     }
+
     const std::size_t n_options = cells_.n_options;
     const std::size_t n_present = present_.size();
     const std::size_t n_statistics = n_present * n_options + n_options + 1;
@@ -376,6 +377,7 @@ class LevelAssessor {
           bootstrap_statistics(draws, out);
         },
         options_.bootstrap);
+
     for (std::size_t i = 0; i < n_present; ++i) {
       for (std::size_t o = 0; o < n_options; ++o) result_.groups[present_[i]].mean_ci[o] = intervals[i * n_options + o];
     }
@@ -464,6 +466,7 @@ class LevelAssessor {
         return;
       }
     }
+
     // Column of each present non-reference group in the design (0 is the intercept).
     std::vector<std::size_t> column(group_names_.size(), 0);
     std::vector<std::string> term_names{"(intercept)"};
@@ -472,6 +475,7 @@ class LevelAssessor {
       column[g] = term_names.size();
       term_names.push_back(group_names_[g]);
     }
+
     const double clip = options_.logit_clip;
     std::vector<double> y;
     std::vector<std::vector<double>> design;
@@ -485,6 +489,7 @@ class LevelAssessor {
       design.push_back(std::move(row));
       cluster.push_back(vignette_of_row_[r]);
     }
+
     try {
       DiscriminationScore score;
       score.reference_group = group_names_[reference];

@@ -57,6 +57,7 @@ class Problem {
       xtviy.noalias() -= shrink * c.y_sum * c.column_sums;
       s.log_det_v += std::log1p(n * gamma);
     }
+
     Eigen::LDLT<Eigen::MatrixXd> solver(s.xtvix);
     s.beta = solver.solve(xtviy);
     s.residual = y_ - x_ * s.beta;
@@ -132,6 +133,7 @@ class Problem {
         f += 2.0 * zviz * xviz * xviz.transpose();
       }
     }
+
     Eigen::MatrixXd h(p + 1, p + 1);
     h.topLeftCorner(p, p) = -fac * s.xtvix / q;
     double h_re = re - 0.5 * fac * (d / q - b * b / (q * q));
