@@ -85,9 +85,11 @@ void validate_record(const AuditRecord& record, std::size_t row, const FairnessO
   }
   if (record.predicted >= options.options.size() ||
       (record.reference && *record.reference >= options.options.size())) {
-    throw DataError(fmt::format("assess_fairness: row {} (vignette '{}') has an option index out of range (predicted {}, "
-                                "{} options)",
-                                row, record.vignette_id, record.predicted, options.options.size()));
+    throw DataError(fmt::format(
+        "assess_fairness: row {} (vignette '{}') has an option index out of range (predicted {}, reference {}, {} "
+        "options)",
+        row, record.vignette_id, record.predicted, record.reference ? std::to_string(*record.reference) : "none",
+        options.options.size()));
   }
 }
 

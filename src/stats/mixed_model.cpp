@@ -7,6 +7,7 @@
 #include "medfair/stats/mixed_model.hpp"
 
 #include <Eigen/Dense>
+#include <algorithm>
 #include <boost/math/constants/constants.hpp>
 #include <boost/math/distributions/normal.hpp>
 #include <boost/math/tools/minima.hpp>
@@ -223,7 +224,19 @@ MixedModelResult fit_random_intercept(const std::vector<double>& y, const std::v
   }
 
   const std::size_t n_clusters = clusters.size();
+  const bool any_repeated = std::any_of(clusters.begin(), clusters.end(), [](const Cluster& c) { return c.rows.size() > 1; });
+  if (!any_repeated) {
+    throw DataError(fmt::format(
+        "fit_random_intercept: each of the {} clusters has one observation, so the random intercept cannot be told "
+        "apart from the residual; pass clusters with repeated observations",
+        n_clusters));
+  }
   Problem problem(yv, x, std::move(clusters), options.reml);
+  if (!(problem.evaluate(0.0).quadratic > 0.0)) {
+    throw DataError(
+        "fit_random_intercept: the fixed effects fit y exactly, so the residual variance is 0 and the model is "
+        "undefined; check for constant or clipped responses");
+  }
   auto objective = [&](double log_ratio) { return -problem.log_likelihood(problem.evaluate(std::exp(log_ratio))); };
 
   // A coarse grid guards Brent's method against a local optimum; the

@@ -214,6 +214,17 @@ TEST_CASE("fairness reference group option") {
   CHECK_THROWS_WITH(assess_fairness(small_table(), options), Catch::Contains("reference group 'Z x M' is not a group"));
 }
 
+TEST_CASE("fairness notes unfitted model") {
+  // Every probability clipped to the same logit: the model has no residual variance.
+  auto rows = small_table();
+  for (auto& r : rows) r.probabilities = {1.0, 0.0};
+  const auto report = assess_fairness(rows, small_options());
+  const auto& inter = level(report, "intersectional");
+  CHECK_FALSE(inter.discrimination);
+  CHECK_THAT(inter.discrimination_note, Catch::Contains("residual variance is 0"));
+  CHECK(to_json(report)["levels"]["intersectional"]["discrimination"].is_null());
+}
+
 TEST_CASE("fairness json schema keys") {
   const auto json = to_json(assess_fairness(small_table(), small_options()));
   CHECK(json["schema_version"] == 1);

@@ -51,9 +51,17 @@ TEST_CASE("mixed model rejects bad input") {
   CHECK_THROWS_WITH(fit_random_intercept({1, 2, std::nan(""), 4}, design, {0, 0, 1, 1}), Catch::Contains("y[2] is nan"));
 }
 
+TEST_CASE("mixed model rejects unidentifiable fits") {
+  const std::vector<std::vector<double>> design{{1, 0}, {1, 1}, {1, 0}, {1, 1}};
+  CHECK_THROWS_WITH(fit_random_intercept({1, 2, 3, 4}, design, {0, 1, 2, 3}),
+                    Catch::Contains("each of the 4 clusters has one observation"));
+  CHECK_THROWS_WITH(fit_random_intercept({1, 2, 1, 2}, design, {0, 0, 1, 1}),
+                    Catch::Contains("the residual variance is 0"));
+}
+
 TEST_CASE("mixed model without cluster effect") {
-  // Cluster means are identical, so the REML variance ratio is 0.
-  const std::vector<double> y{1, 2, 1, 2, 1, 2};
+  // Residual sums per cluster are 0, so the REML variance ratio is 0.
+  const std::vector<double> y{1, 2.2, 1.2, 2, 1.1, 2.1};
   const std::vector<std::vector<double>> design{{1, 0}, {1, 1}, {1, 0}, {1, 1}, {1, 0}, {1, 1}};
   const auto fit = fit_random_intercept(y, design, {0, 0, 1, 1, 2, 2});
   CHECK(fit.on_boundary);
