@@ -268,3 +268,21 @@ def test_stats_errors_raise_data_error():
         cs.friedman_test([[1.0, 2.0]])
     with pytest.raises(medfair.DataError, match="x has 2 values but y has 1"):
         cs.wilcoxon_signed_rank([1.0, 2.0], [1.0])
+
+
+def test_fairness_empty_group_and_missing_variant(rng):
+    df = random_audit(rng, n_vignettes=12)
+    df = df.drop(df.index[(df["vignette"] == "v003") & (df["race"] == "Asian") & (df["gender"] == "male")])
+    summary = run_assess(df, replicates=50, expected_levels=[["Asian", "Black", "Other", "White"], ["female", "male"]])
+    level = summary["levels"]["intersectional"]
+    assert level["empty_groups"] == ["Other x female", "Other x male"]
+    assert level["by_group"]["Other x male"]["n_rows"] == 0
+    assert level["by_group"]["Other x male"]["p/Yes/mean"] is None
+    assert level["n_complete_vignettes"] == 11
+    assert "v003" not in level["vignette_gaps"]
+    df["inter"] = df["race"] + " x " + df["gender"]
+    table = df.pivot(index="vignette", columns="inter", values="p_yes").dropna()
+    res = stats.friedmanchisquare(*table.values.T)
+    assert close(level["metrics"]["friedman/statistic"], float(res.statistic))
+    means = df.groupby("inter")["p_yes"].mean()
+    assert close(level["by_group"]["Asian x male"]["p/Yes/mean"], float(means["Asian x male"]), 1e-12)
