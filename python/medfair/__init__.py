@@ -9,6 +9,7 @@ import logging as _logging
 import torch as _torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _core
+from ._core import stats
 from ._core import (
     BPETokenizer,
     CausalLM,
@@ -51,4 +52,5 @@ __all__ = [
     "load_tokenizer_json",
     "render_chat",
     "set_log_level",
+    "stats",
 ]
