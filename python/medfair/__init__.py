@@ -19,12 +19,36 @@ from ._core import (
     ModelError,
     set_log_level,
 )
+from .prompts import (
+    AttributeCatalog,
+    PromptModifier,
+    PromptSet,
+    Task,
+    Template,
+    lint_file,
+    load_generic,
+    load_healer,
+    load_nurse,
+    load_qpain,
+    load_task,
+)
 
 __version__ = _core.__version__
 
 _logging.getLogger("medfair").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "AttributeCatalog",
+    "PromptModifier",
+    "PromptSet",
+    "Task",
+    "Template",
+    "lint_file",
+    "load_generic",
+    "load_healer",
+    "load_nurse",
+    "load_qpain",
+    "load_task",
     "ConfigError",
     "DataError",
     "EndpointError",

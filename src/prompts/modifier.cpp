@@ -20,9 +20,11 @@ void shuffle(std::vector<T>& items, SplitMix64& rng) {
   }
 }
 
+// Joins the parts that are not empty, each without trailing whitespace.
 std::string join_nonempty(std::initializer_list<std::string> parts, const char* separator) {
   std::string out;
-  for (const auto& part : parts) {
+  for (std::string part : parts) {
+    part.erase(part.find_last_not_of(" \t\r\n") + 1);
     if (part.empty()) continue;
     if (!out.empty()) out += separator;
     out += part;

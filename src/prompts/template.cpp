@@ -218,17 +218,56 @@ bool at_sentence_start(const std::string& out) {
   return last == '.' || last == '!' || last == '?' || last == '\n';
 }
 
-// After "they", turns a following singular auxiliary into its plural.
+bool ends_with(std::string_view word, std::string_view suffix) {
+  return word.size() >= suffix.size() && word.substr(word.size() - suffix.size()) == suffix;
+}
+
+// The plural form of a third-person singular verb ("states" -> "state",
+// "denies" -> "deny", "reaches" -> "reach"), or "" when `word` does not look
+// like one.
+std::string plural_verb(std::string_view word) {
+  static const std::pair<std::string_view, std::string_view> kIrregular[] = {
+      {"is", "are"}, {"was", "were"}, {"has", "have"}, {"does", "do"}, {"goes", "go"}};
+  for (const auto& [singular, plural] : kIrregular) {
+    if (word == singular) return std::string(plural);
+  }
+  // Words ending in -s that are not verbs after a subject pronoun.
+  static const std::string_view kNotVerbs[] = {"always", "sometimes", "perhaps", "afterwards", "thus",
+                                               "nevertheless", "regardless", "unless", "less", "across",
+                                               "towards", "besides", "nonetheless"};
+  for (auto not_verb : kNotVerbs) {
+    if (word == not_verb) return {};
+  }
+  if (word.size() < 4 || !ends_with(word, "s") || ends_with(word, "ss") || ends_with(word, "us") || ends_with(word, "is")) {
+    return {};
+  }
+  if (ends_with(word, "ies")) return std::string(word.substr(0, word.size() - 3)) + "y";
+  for (auto suffix : {"ches", "shes", "sses", "xes", "zes"}) {
+    if (ends_with(word, suffix)) return std::string(word.substr(0, word.size() - 2));
+  }
+  return std::string(word.substr(0, word.size() - 1));
+}
+
+// After a plural-verb subject ("they"), puts the verb that follows, possibly
+// after one adverb ending in -ly, into the plural.
+// NOTE: a heuristic: it only looks at the next one or two words, and a noun
+// ending in -s right after "they" would be changed as well.
 void pluralize_leading_verb(std::string& literal) {
-  static const std::pair<std::string_view, std::string_view> kVerbs[] = {
-      {"is", "are"}, {"was", "were"}, {"has", "have"}, {"does", "do"}};
-  if (literal.empty() || literal[0] != ' ') return;
-  for (const auto& [singular, plural] : kVerbs) {
-    std::size_t end = 1 + singular.size();
-    if (literal.compare(1, singular.size(), singular) == 0 && (literal.size() == end || !is_alpha(literal[end]))) {
-      literal.replace(1, singular.size(), plural);
+  std::size_t at = 0;
+  for (int word_index = 0; word_index < 2; ++word_index) {
+    if (at >= literal.size() || literal[at] != ' ') return;
+    std::size_t begin = at + 1;
+    std::size_t end = begin;
+    while (end < literal.size() && is_alpha(literal[end])) ++end;
+    std::string_view word(literal.data() + begin, end - begin);
+    if (word.empty()) return;
+    std::string plural = plural_verb(word);
+    if (!plural.empty()) {
+      literal.replace(begin, word.size(), plural);
       return;
     }
+    if (!ends_with(word, "ly")) return;
+    at = end;
   }
 }
 
