@@ -34,6 +34,8 @@ std::string join_nonempty(std::initializer_list<std::string> parts, const char* 
 
 }  // namespace
 
+PromptModifier::PromptModifier(ModifierOptions options) : PromptModifier(AttributeCatalog::builtin(), std::move(options)) {}
+
 PromptModifier::PromptModifier(AttributeCatalog catalog, ModifierOptions options)
     : catalog_(std::move(catalog)), options_(std::move(options)) {
   for (const auto& axis : options_.axes) catalog_.axis(axis);

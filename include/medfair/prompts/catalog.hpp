@@ -133,6 +133,9 @@ class AttributeCatalog {
   nlohmann::json to_json() const;
 
  private:
+  // Catalogs come from builtin(), load() or from_json(), so an empty one is
+  // never passed by accident.
+  AttributeCatalog() = default;
   void validate(const std::string& source) const;
 
   std::vector<Axis> axes_;

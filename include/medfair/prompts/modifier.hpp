@@ -50,7 +50,9 @@ struct ModifierOptions {
 
 class PromptModifier {
  public:
-  explicit PromptModifier(AttributeCatalog catalog = AttributeCatalog::builtin(), ModifierOptions options = {});
+  /// Uses the built-in catalog.
+  explicit PromptModifier(ModifierOptions options = {});
+  PromptModifier(AttributeCatalog catalog, ModifierOptions options);
 
   const AttributeCatalog& catalog() const { return catalog_; }
   const ModifierOptions& options() const { return options_; }
