@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 
 #include "medfair/error.hpp"
 #include "medfair/io/csv.hpp"
@@ -344,12 +345,22 @@ std::vector<LintIssue> lint_file(const std::filesystem::path& path, const Attrib
                                  const LintOptions& options) {
   std::string extension = path.extension().string();
   std::transform(extension.begin(), extension.end(), extension.begin(), lower);
-  if (extension == ".csv") return lint_csv(path, catalog, options);
-  if (extension == ".jsonl" || extension == ".ndjson") return lint_jsonl(path, catalog, options);
-  std::string raw = io::read_text_file(path);
-  std::string_view body = io::strip_utf8_bom(raw);
-  io::require_valid_utf8(body, path.string());
-  return lint_template(body, catalog, options.syntax.value_or(TemplateSyntax::any), path.string(), options);
+  std::vector<LintIssue> issues;
+  if (extension == ".csv") {
+    issues = lint_csv(path, catalog, options);
+  } else if (extension == ".jsonl" || extension == ".ndjson") {
+    issues = lint_jsonl(path, catalog, options);
+  } else {
+    std::string raw = io::read_text_file(path);
+    std::string_view body = io::strip_utf8_bom(raw);
+    io::require_valid_utf8(body, path.string());
+    issues = lint_template(body, catalog, options.syntax.value_or(TemplateSyntax::any), path.string(), options);
+  }
+  // Report in file order, as compilers do.
+  std::stable_sort(issues.begin(), issues.end(), [](const LintIssue& a, const LintIssue& b) {
+    return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+  });
+  return issues;
 }
 
 std::vector<std::string> demographic_words(const AttributeCatalog& catalog) {
