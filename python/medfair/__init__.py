@@ -29,12 +29,26 @@ from ._core import (
     render_chat,
     set_log_level,
 )
+from .prompts import (
+    AttributeCatalog,
+    PromptModifier,
+    PromptSet,
+    Task,
+    Template,
+    lint_file,
+    load_generic,
+    load_healer,
+    load_nurse,
+    load_qpain,
+    load_task,
+)
 
 __version__ = _core.__version__
 
 _logging.getLogger("medfair").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "AttributeCatalog",
     "BPETokenizer",
     "CausalLM",
     "ConfigError",
@@ -45,10 +59,20 @@ __all__ = [
     "IOError",
     "LlamaConfig",
     "ModelError",
+    "PromptModifier",
+    "PromptSet",
     "SentencePieceTokenizer",
+    "Task",
+    "Template",
     "Tokenizer",
     "WordPieceOptions",
     "WordPieceTokenizer",
+    "lint_file",
+    "load_generic",
+    "load_healer",
+    "load_nurse",
+    "load_qpain",
+    "load_task",
     "load_tokenizer_json",
     "render_chat",
     "set_log_level",

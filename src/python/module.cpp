@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
   medfair::python::bind_models(m);
   medfair::python::bind_text(m);
   medfair::python::bind_stats(m);
+  medfair::python::bind_prompts(m);
 }
