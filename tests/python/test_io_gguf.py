@@ -237,8 +237,10 @@ def test_written_metadata_types_round_trip(tmp_path):
 
     ours = mio.GGUFFile(str(path))
     assert ours.value("general.architecture") == "llama"
-    assert ours.value("t.u8") == 250 and ours.value_type("t.u8") == "uint8"
-    assert ours.value("t.i8") == -100 and ours.value_type("t.i8") == "int8"
+    assert ours.value("t.u8") == 250
+    assert ours.value_type("t.u8") == "uint8"
+    assert ours.value("t.i8") == -100
+    assert ours.value_type("t.i8") == "int8"
     assert ours.value("t.u16") == 65000
     assert ours.value("t.i16") == -32000
     assert ours.value("t.u32") == 4_000_000_000
