@@ -44,7 +44,7 @@ std::string supported_dtype_list() {
   return list;
 }
 
-// The header holds objects three levels deep at most. Rejecting deeper nesting
+// A valid header nests objects and arrays three levels deep at most. Rejecting deeper nesting
 // before parsing keeps a hostile header from building a huge parser stack.
 bool nesting_within(std::string_view json, int max_depth) {
   int depth = 0;

@@ -146,7 +146,7 @@ class GGUFFile {
   /// Returns the tensor named `name`; throws ModelError naming it and the file.
   const GGUFTensorInfo& tensor(std::string_view name) const;
 
-  /// The shape as PyTorch sees the same row-major data: dims reversed.
+  /// Returns the PyTorch shape of the same row-major data (dims reversed).
   static std::vector<std::int64_t> torch_shape(const GGUFTensorInfo& info);
   /// The tensor's raw bytes inside the mapping (valid while this file lives).
   std::span<const std::byte> tensor_bytes(const GGUFTensorInfo& info) const;

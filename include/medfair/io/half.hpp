@@ -1,8 +1,8 @@
 #pragma once
 // Exact conversions between fp32 and the 16-bit floating-point formats that
 // model files use: IEEE 754 binary16 (fp16) and bfloat16 (bf16). The widening
-// conversions are exact; the narrowing ones round to nearest, ties to even,
-// keep infinities and signed zeros, and map every NaN to a quiet NaN.
+// conversions are exact. The narrowing ones round to nearest with ties to
+// even, keep infinities and signed zeros, and map every NaN to a quiet NaN.
 
 #include <bit>
 #include <cstdint>

@@ -1,6 +1,8 @@
 #pragma once
 // Read-only memory map of a whole file, the base of the GGUF and safetensors
 // readers. Every access goes through bytes(), which checks the range.
+// NOTE: another process that truncates the file while it is mapped makes later
+// reads fail with SIGBUS; the readers assume model files do not change while open.
 
 #include <cstddef>
 #include <cstdint>

@@ -85,7 +85,7 @@ class SafetensorsFile {
 /// behind one name -> tensor lookup.
 class SafetensorsFolder {
  public:
-  /// A tensor and the shard that holds it.
+  /// A tensor and the shard file that contains it.
   struct Entry {
     const SafetensorsFile* file;
     const SafetensorsTensorInfo* info;
