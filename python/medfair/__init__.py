@@ -17,6 +17,7 @@ from ._core import (
     DataError,
     EndpointError,
     Error,
+    FairnessEvaluator,
     FormatError,
     IOError,
     LlamaConfig,
@@ -29,6 +30,7 @@ from ._core import (
     render_chat,
     set_log_level,
 )
+from .audit import AuditReport, audit
 from .prompts import (
     AttributeCatalog,
     PromptModifier,
@@ -48,6 +50,9 @@ __version__ = _core.__version__
 _logging.getLogger("medfair").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "AuditReport",
+    "FairnessEvaluator",
+    "audit",
     "AttributeCatalog",
     "BPETokenizer",
     "CausalLM",

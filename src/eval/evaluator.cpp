@@ -259,7 +259,10 @@ AuditResult FairnessEvaluator::run(const prompts::Task& task, const std::filesys
   const std::vector<std::string> axes = axes_of(options_, task);
 
   // Prompts of the audited vignettes.
-  std::vector<prompts::PromptRecord> prompts = prompts::PromptModifier(options_.prompts).counterfactuals(task);
+  const prompts::PromptModifier modifier = options_.catalog
+                                               ? prompts::PromptModifier(*options_.catalog, options_.prompts)
+                                               : prompts::PromptModifier(options_.prompts);
+  std::vector<prompts::PromptRecord> prompts = modifier.counterfactuals(task);
   if (!options_.vignettes.empty()) {
     std::set<std::string> wanted(options_.vignettes.begin(), options_.vignettes.end());
     for (const std::string& id : wanted) task.vignette(id);  // throws ConfigError naming an unknown id

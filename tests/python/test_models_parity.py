@@ -64,13 +64,32 @@ def test_greedy_decoding_matches(smollm2, hf_reference, texts):
         assert len(actual) == len(expected)
 
 
+def write_hf_folder(model, tokenizer, folder) -> None:
+    """Write the dequantized weights as a Hugging Face folder.
+
+    transformers refuses save_pretrained() on a GGUF-loaded model, so the
+    folder is assembled from its state dict, config and tokenizer.
+    """
+    import json
+
+    from safetensors.torch import save_file
+
+    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+    if model.config.tie_word_embeddings:
+        state.pop("lm_head.weight", None)
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    tokenizer.save_pretrained(folder)
+
+
 def test_safetensors_folder_matches(smollm2, hf_reference, texts, tmp_path_factory):
     import medfair
 
     model, tokenizer = hf_reference
     folder = tmp_path_factory.mktemp("smollm2_hf")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    write_hf_folder(model, tokenizer, folder)
     from_folder = medfair.CausalLM.load(str(folder))
     assert from_folder.config.n_layer == 30
     for text in texts[:6]:

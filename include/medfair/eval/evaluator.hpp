@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -23,6 +24,8 @@ namespace medfair::eval {
 struct AuditOptions {
   /// Prompt rendering: format, axes, grid mode, seed and few-shot count.
   prompts::ModifierOptions prompts;
+  /// Attribute catalog of the prompts; null means the built-in catalog.
+  std::shared_ptr<const prompts::AttributeCatalog> catalog;
   /// Batching and prefix reuse of the option scorer.
   ScorerOptions scorer;
   /// Vignette ids to audit; empty means every vignette of the task.

@@ -1,0 +1,141 @@
+// FairnessEvaluator and OptionScorer on SmolLM2 with real Q-Pain vignettes.
+
+#include <ATen/ATen.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <fstream>
+
+#include "medfair/error.hpp"
+#include "medfair/eval/evaluator.hpp"
+#include "medfair/eval/option_scorer.hpp"
+#include "medfair/prompts/loaders.hpp"
+#include "medfair/prompts/modifier.hpp"
+#include "test_support.hpp"
+
+using namespace medfair;
+
+namespace {
+
+const CausalLM& smollm2() {
+  static const CausalLM model = CausalLM::load(test::smollm2_gguf());
+  return model;
+}
+
+const prompts::Task& qpain() {
+  static const prompts::Task task = prompts::load_qpain(test::shared_data_dir() / "qpain");
+  return task;
+}
+
+std::vector<prompts::PromptRecord> first_set() {
+  std::vector<prompts::PromptRecord> all = prompts::PromptModifier().counterfactuals(qpain());
+  std::vector<prompts::PromptRecord> set;
+  for (auto& record : all) {
+    if (record.set_id == all.front().set_id) set.push_back(record);
+  }
+  return set;
+}
+
+std::vector<const prompts::StagePrompt*> stage_of(const std::vector<prompts::PromptRecord>& set, size_t stage) {
+  std::vector<const prompts::StagePrompt*> stages;
+  for (const auto& record : set) stages.push_back(&record.stages.at(stage));
+  return stages;
+}
+
+}  // namespace
+
+TEST_CASE("scorer probabilities are normalised") {
+  auto set = first_set();
+  REQUIRE(set.size() == 8);
+  eval::OptionScorer scorer(smollm2());
+  auto scores = scorer.score_set(stage_of(set, 0));
+  REQUIRE(scores.size() == 8);
+  for (const auto& s : scores) {
+    REQUIRE(s.options == std::vector<std::string>{"Yes", "No"});
+    CHECK(s.probabilities[0] + s.probabilities[1] == Approx(1.0).epsilon(1e-12));
+    CHECK(s.coverage > 0.0);
+    CHECK(s.coverage <= 1.0 + 1e-9);
+    CHECK(std::exp(s.log_probs[0]) / s.coverage == Approx(s.probabilities[0]).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("prefix reuse matches scoring each prompt alone") {
+  auto set = first_set();
+  for (size_t stage = 0; stage < set.front().stages.size(); ++stage) {
+    eval::OptionScorer shared(smollm2(), {.batch_size = 4, .reuse_prefix = true});
+    eval::OptionScorer alone(smollm2(), {.batch_size = 1, .reuse_prefix = false});
+    auto a = shared.score_set(stage_of(set, stage));
+    auto b = alone.score_set(stage_of(set, stage));
+    for (size_t i = 0; i < a.size(); ++i) {
+      for (size_t o = 0; o < a[i].log_probs.size(); ++o) {
+        CHECK(std::abs(a[i].log_probs[o] - b[i].log_probs[o]) < 1e-4);
+      }
+    }
+  }
+}
+
+TEST_CASE("scorer matches a direct forward pass") {
+  // log P(" Yes") from one plain forward over prompt + " Yes".
+  auto set = first_set();
+  const prompts::StagePrompt& stage = set.front().stages.front();
+  eval::OptionScorer scorer(smollm2());
+  std::vector<int64_t> prompt = smollm2().encode_prompt(scorer.prompt_text(stage));
+  std::vector<int32_t> yes = smollm2().tokenizer().encode(" Yes", false, false);
+  REQUIRE(yes.size() == 1);
+  at::Tensor logits = smollm2().logits(at::tensor(prompt, at::kLong).unsqueeze(0));
+  double direct = at::log_softmax(logits[0][-1].to(at::kDouble), -1)[yes[0]].item<double>();
+
+  // The option "Yes" sums its forms "Yes", " Yes", "yes", " yes"; rescore
+  // with " Yes" alone to compare one path.
+  prompts::StagePrompt only_space = stage;
+  only_space.options = {prompts::AnswerOption{"Yes", "Yes", {" Yes"}}, prompts::AnswerOption{"No", "No", {" No"}}};
+  auto scores = scorer.score_set({&only_space});
+  CHECK(std::abs(scores[0].log_probs[0] - direct) < 1e-5);
+}
+
+TEST_CASE("audit resumes after a torn write") {
+  eval::AuditOptions options;
+  options.vignettes = {qpain().vignettes[0].id, qpain().vignettes[11].id};
+  options.bootstrap_replicates = 200;
+  eval::FairnessEvaluator evaluator(smollm2(), options);
+
+  auto full_dir = test::scratch_dir("audit_full");
+  std::filesystem::remove_all(full_dir);
+  eval::AuditResult full = evaluator.run(qpain(), full_dir);
+  REQUIRE(full.records.size() == 2 * 8 * 2);  // 2 vignettes x 8 groups x 2 stages
+
+  // Keep the first set and half a line of the second, as a crash would.
+  auto resumed_dir = test::scratch_dir("audit_resumed");
+  std::filesystem::remove_all(resumed_dir);
+  std::filesystem::create_directories(resumed_dir);
+  std::filesystem::copy_file(full_dir / "settings.json", resumed_dir / "settings.json");
+  {
+    std::ofstream out(resumed_dir / "results.jsonl");
+    for (size_t i = 0; i < 16; ++i) out << full.records[i].dump() << "\n";
+    out << full.records[16].dump().substr(0, 40);
+  }
+  eval::AuditResult resumed = evaluator.run(qpain(), resumed_dir);
+  CHECK(resumed.resumed_records == 16);
+  REQUIRE(resumed.records.size() == full.records.size());
+  for (size_t i = 0; i < full.records.size(); ++i) CHECK(resumed.records[i] == full.records[i]);
+  CHECK(resumed.summary["questions"] == full.summary["questions"]);
+}
+
+TEST_CASE("audit rejects a folder from other settings") {
+  eval::AuditOptions options;
+  options.vignettes = {qpain().vignettes[0].id};
+  options.bootstrap_replicates = 50;
+  auto dir = test::scratch_dir("audit_settings");
+  std::filesystem::remove_all(dir);
+  eval::FairnessEvaluator(smollm2(), options).run(qpain(), dir);
+  options.prompts.seed = 7;
+  CHECK_THROWS_WITH(eval::FairnessEvaluator(smollm2(), options).run(qpain(), dir),
+                    Catch::Contains("holds results of an audit with other settings"));
+}
+
+TEST_CASE("audit rejects unknown vignette ids") {
+  eval::AuditOptions options;
+  options.vignettes = {"no-such-vignette"};
+  CHECK_THROWS_AS(eval::FairnessEvaluator(smollm2(), options).run(qpain(), test::scratch_dir("audit_unknown")),
+                  ConfigError);
+}
