@@ -11,12 +11,23 @@ import torch as _torch  # noqa: F401  (loads libtorch before the extension)
 from . import _core
 from ._core import (
     ConfigError,
+    ContinuationScore,
     DataError,
     EndpointError,
+    EndpointOptions,
     Error,
     FormatError,
+    GeneratedText,
+    GenerationParams,
+    HttpClient,
+    HttpOptions,
     IOError,
     ModelError,
+    OpenAIChatClient,
+    OpenAICompletionsClient,
+    ScoringOptions,
+    StraddlePolicy,
+    sample_answers,
     set_log_level,
 )
 
@@ -26,11 +37,22 @@ _logging.getLogger("medfair").addHandler(_logging.NullHandler())
 
 __all__ = [
     "ConfigError",
+    "ContinuationScore",
     "DataError",
     "EndpointError",
+    "EndpointOptions",
     "Error",
     "FormatError",
+    "GeneratedText",
+    "GenerationParams",
+    "HttpClient",
+    "HttpOptions",
     "IOError",
     "ModelError",
+    "OpenAIChatClient",
+    "OpenAICompletionsClient",
+    "ScoringOptions",
+    "StraddlePolicy",
+    "sample_answers",
     "set_log_level",
 ]

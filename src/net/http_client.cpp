@@ -52,7 +52,11 @@ struct Attempt {
   std::string curl_message;
   std::size_t max_body_bytes = 0;
   bool body_too_large = false;
-  std::string header_line;
+  // Read timeout bookkeeping for check_read_timeout().
+  CURL* handle = nullptr;
+  std::chrono::steady_clock::time_point started;
+  double read_timeout_s = 0.0;
+  bool read_timed_out = false;
 };
 
 std::size_t write_body(char* data, std::size_t size, std::size_t count, void* user) {
@@ -81,6 +85,26 @@ std::size_t read_header(char* data, std::size_t size, std::size_t count, void* u
     attempt->retry_after = trim(line.substr(colon + 1));
   }
   return bytes;
+}
+
+// libcurl's progress callback: aborts the transfer once more than
+// read_timeout_s has passed since the connection was established. libcurl
+// calls it on activity and at least about once per second while idle, so the
+// timeout fires up to about a second late.
+int check_read_timeout(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* attempt = static_cast<Attempt*>(user);
+  curl_off_t connect_us = 0;
+  if (curl_easy_getinfo(attempt->handle, CURLINFO_CONNECT_TIME_T, &connect_us) != CURLE_OK || connect_us <= 0) {
+    return 0;
+  }
+  const double since_connect_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - attempt->started).count() -
+      static_cast<double>(connect_us) / 1e6;
+  if (since_connect_s > attempt->read_timeout_s) {
+    attempt->read_timed_out = true;
+    return 1;  // makes libcurl stop with CURLE_ABORTED_BY_CALLBACK
+  }
+  return 0;
 }
 
 bool is_retryable_transport_error(CURLcode code) {
@@ -188,6 +212,7 @@ Attempt HttpClient::State::perform(const std::string& url, const std::string& pa
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, payload.data());
   curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout_s * 1000.0));
+  // A backstop for the read timeout that check_read_timeout() enforces.
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
                    static_cast<long>((options.connect_timeout_s + options.read_timeout_s) * 1000.0));
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
@@ -196,8 +221,19 @@ Attempt HttpClient::State::perform(const std::string& url, const std::string& pa
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &attempt);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  attempt.handle = curl;
+  attempt.read_timeout_s = options.read_timeout_s;
+  attempt.started = std::chrono::steady_clock::now();
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, check_read_timeout);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &attempt);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 
   attempt.code = curl_easy_perform(curl);
+  attempt.handle = nullptr;
+  if (attempt.read_timed_out) {
+    attempt.code = CURLE_OPERATION_TIMEDOUT;
+    error_buffer[0] = '\0';
+  }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &attempt.status);
   if (attempt.code != CURLE_OK) {
     attempt.curl_message = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(attempt.code);
@@ -271,7 +307,9 @@ HttpResponse HttpClient::post_json(const std::string& url, const nlohmann::json&
           "or request fewer tokens",
           shown_url, options.max_response_bytes));
     } else if (attempt.code == CURLE_OPERATION_TIMEDOUT) {
-      failure = fmt::format("timed out ({}; limits: connect {} s, read {} s)", attempt.curl_message,
+      failure = fmt::format("timed out ({}; limits: connect {} s, read {} s)",
+                            attempt.read_timed_out ? "no complete response within the read timeout"
+                                                   : attempt.curl_message,
                             options.connect_timeout_s, options.read_timeout_s);
       retryable = true;
     } else {

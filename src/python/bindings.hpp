@@ -8,5 +8,6 @@ namespace medfair::python {
 namespace py = pybind11;
 
 void bind_base(py::module_& m);
+void bind_net(py::module_& m);
 
 }  // namespace medfair::python

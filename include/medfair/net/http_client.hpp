@@ -19,8 +19,8 @@ struct HttpOptions {
   /// Max time to establish the TCP connection, per attempt (default 10 s).
   double connect_timeout_s = 10.0;
   /// Max time from connecting to the end of the response, per attempt
-  /// (default 600 s). An attempt therefore takes at most connect_timeout_s +
-  /// read_timeout_s.
+  /// (default 600 s). libcurl checks it on activity and about once per second
+  /// while idle, so it can fire up to about a second late.
   double read_timeout_s = 600.0;
   /// Max attempts per request, the first one included (default 5; 1 disables retries).
   int max_attempts = 5;
