@@ -292,20 +292,26 @@ HttpResponse HttpClient::post_json(const std::string& url, const nlohmann::json&
     }
 
     std::string failure;
+    // Logs a final failure with the attempt number and throws it.
+    auto fail = [&](const std::string& text) {
+      const std::string message = redact(text);
+      log::error(kLogWhere, message);
+      throw EndpointError(message);
+    };
+
     bool retryable = false;
     if (attempt.code == CURLE_OK) {
       if (attempt.status >= 200 && attempt.status <= 299) return HttpResponse{attempt.status, std::move(attempt.body)};
       failure = fmt::format("HTTP {}: {}", attempt.status, detail::extract_error_message(attempt.body));
       retryable = is_retryable_status(attempt.status);
       if (!retryable) {
-        throw EndpointError(redact(fmt::format("POST {} failed with {}; {}", shown_url, failure,
-                                               advice_for_status(attempt.status, options.api_key_env))));
+        fail(fmt::format("POST {} failed on attempt {}/{} with {}; {}", shown_url, attempt_number,
+                         options.max_attempts, failure, advice_for_status(attempt.status, options.api_key_env)));
       }
     } else if (attempt.body_too_large) {
-      throw EndpointError(fmt::format(
-          "POST {} returned a response larger than HttpOptions.max_response_bytes ({} bytes); raise the limit "
-          "or request fewer tokens",
-          shown_url, options.max_response_bytes));
+      fail(fmt::format("POST {} failed on attempt {}/{}: the response is larger than "
+                       "HttpOptions.max_response_bytes ({} bytes); raise the limit or request fewer tokens",
+                       shown_url, attempt_number, options.max_attempts, options.max_response_bytes));
     } else if (attempt.code == CURLE_OPERATION_TIMEDOUT) {
       failure = fmt::format("timed out ({}; limits: connect {} s, read {} s)",
                             attempt.read_timed_out ? "no complete response within the read timeout"
@@ -316,18 +322,15 @@ HttpResponse HttpClient::post_json(const std::string& url, const nlohmann::json&
       failure = fmt::format("connection error ({}: {})", curl_easy_strerror(attempt.code), attempt.curl_message);
       retryable = is_retryable_transport_error(attempt.code);
       if (!retryable) {
-        throw EndpointError(redact(
-            fmt::format("POST {} failed: {}; check the URL and that the server is reachable", shown_url, failure)));
+        fail(fmt::format("POST {} failed on attempt {}/{}: {}; check the URL and that the server is reachable",
+                         shown_url, attempt_number, options.max_attempts, failure));
       }
     }
 
     if (attempt_number >= options.max_attempts) {
-      const std::string message =
-          redact(fmt::format("POST {} failed after {} attempt(s); last error: {}. Check that the server is up, or "
-                             "raise HttpOptions.max_attempts or the timeouts",
-                             shown_url, attempt_number, failure));
-      log::error(kLogWhere, message);
-      throw EndpointError(message);
+      fail(fmt::format("POST {} failed after {} attempt(s); last error: {}. Check that the server is up, or raise "
+                       "HttpOptions.max_attempts or the timeouts",
+                       shown_url, attempt_number, failure));
     }
 
     double delay_s = state.jittered_backoff(attempt_number - 1);

@@ -33,6 +33,10 @@ json parse_json(std::string_view body, const std::string& url) {
     throw EndpointError(fmt::format("response from {} is not valid JSON{} ({}); the body starts {}", url,
                                     truncated ? ", it ends early (truncated)" : "", error.what(),
                                     detail::quote_body_start(body)));
+  } catch (const json::exception& error) {
+    // For example out_of_range 406: a number literal too large for a double.
+    throw EndpointError(fmt::format("response from {} is not usable JSON ({}); the body starts {}", url,
+                                    error.what(), detail::quote_body_start(body)));
   }
 }
 
@@ -137,9 +141,14 @@ TokenLogprobs parse_logprobs(const json& logprobs, const std::string& path, std:
                                   token_logprobs[i].type_name()));
     }
 
-    if (!text_offset[i].is_number_integer() || text_offset[i].get<std::int64_t>() < 0) {
-      fail(url, body, fmt::format("\"{}.text_offset[{}]\" is {}, expected a non-negative integer", path, i,
-                                  text_offset[i].dump()));
+    // An offset counts characters of tokens that the body contains, so it
+    // cannot exceed the body's size. The bound also keeps offset arithmetic
+    // far from overflow.
+    if (!text_offset[i].is_number_integer() || text_offset[i].get<std::int64_t>() < 0 ||
+        text_offset[i].get<std::int64_t>() > static_cast<std::int64_t>(body.size())) {
+      fail(url, body, fmt::format("\"{}.text_offset[{}]\" is {}, expected a non-negative integer no larger than "
+                                  "the body size ({} bytes)",
+                                  path, i, text_offset[i].dump(), body.size()));
     }
     result.text_offset.push_back(text_offset[i].get<std::int64_t>());
   }
@@ -162,7 +171,7 @@ std::vector<GeneratedText> parse_chat_response(std::string_view body, const std:
     }
     GeneratedText generated;
     // NOTE: null content (a reasoning model that ran out of tokens, or a
-    // refusal) becomes empty text; finish_reason tells the caller why.
+    // refusal) becomes empty text, and finish_reason gives the reason.
     if (!message.contains("content")) fail(url, body, fmt::format("missing field \"{}.message.content\"", path));
     generated.text = string_or_null(message, "content", path + ".message", body, url);
     generated.finish_reason = string_or_null(choice, "finish_reason", path, body, url);

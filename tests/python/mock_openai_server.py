@@ -8,7 +8,7 @@ log-probabilities. A path prefix ``/fault/<spec>/`` makes it misbehave; see
 number of requests in flight, and shuts itself down after ``max_lifetime_s``.
 
 Fault specs (counts apply per spec string, over the server's lifetime):
-  slow-<s>             sleep s seconds (at most 10) before a normal answer
+  slow-<s>             sleep s seconds (at most 10) before a normal response
   429-<k>-<after>      first k requests get 429 with "Retry-After: <after>";
                        after = "date<s>" sends an HTTP-date s seconds ahead,
                        "none" sends no header

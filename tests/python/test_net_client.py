@@ -174,11 +174,12 @@ def test_read_timeout(server, log_text):
     assert "attempt 1/2 failed: timed out" in log_text()
 
 
-def test_400_is_not_retried(server):
+def test_400_is_not_retried(server, log_text):
     with pytest.raises(medfair.EndpointError) as caught:
         chat_client(server, "400").complete(MESSAGES)
     message = str(caught.value)
-    assert "HTTP 400: This model's maximum context length is 2048 tokens." in message
+    assert "failed on attempt 1/4 with HTTP 400: This model's maximum context length is 2048 tokens." in message
+    assert message in log_text()
     assert server.base_url("400") + "/chat/completions" in message
     assert len(server.requests) == 1
 

@@ -85,9 +85,9 @@ std::string redact_url(const std::string& url);
 /// A date in the past gives zero.
 std::optional<double> parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now);
 
-/// Returns the error text of an error response body: `error.message`, a string
-/// `error`, or a top-level `message` (the OpenAI, Ollama and older vLLM
-/// forms); otherwise the start of the body, at most `max_chars` bytes.
+/// Returns the error text of an error response body, at most `max_chars`
+/// bytes. It looks for `error.message` (OpenAI), a string `error` (Ollama)
+/// and a top-level `message` (older vLLM), else quotes the start of the body.
 std::string extract_error_message(std::string_view body, std::size_t max_chars = 300);
 
 /// Returns the longest prefix of `text` of at most `max_bytes` bytes that does

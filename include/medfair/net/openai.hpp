@@ -18,7 +18,7 @@
 
 namespace medfair::net {
 
-/// Where a client sends its requests.
+/// Endpoint address, model name and HTTP settings of a client.
 struct EndpointOptions {
   /// API root including the version prefix (default "http://127.0.0.1:8000/v1");
   /// "/chat/completions" or "/completions" is appended.
@@ -72,7 +72,7 @@ struct CompletionChoice {
   std::optional<TokenLogprobs> logprobs;
 };
 
-/// What to do with a token that starts in the prompt and ends in the continuation.
+/// Handling of a token that starts in the prompt and ends in the continuation.
 enum class StraddlePolicy {
   include,  ///< count it as a continuation token and log a warning once
   exclude,  ///< leave it out and log a warning once

@@ -97,57 +97,73 @@ TEST_CASE("chat response malformed variants", "[net]") {
     CHECK_THAT(message, Contains("the body starts \"{"));
     CHECK_THAT(message, Contains(kUrl));
   }
+
   SECTION("malformed JSON") {
     const std::string message = error_of_chat("{'choices': []}");
     CHECK_THAT(message, Contains("not valid JSON"));
     CHECK_THAT(message, !Contains("truncated"));
   }
+
   SECTION("empty body") { CHECK_THAT(error_of_chat(""), Contains("not valid JSON")); }
+
   SECTION("top level array") { CHECK_THAT(error_of_chat("[1, 2]"), Contains("the top level is array")); }
+
   SECTION("missing choices") {
     CHECK_THAT(error_of_chat(R"({"id": "x", "object": "chat.completion"})"), Contains("missing field \"choices\""));
   }
+
   SECTION("choices not an array") {
     CHECK_THAT(error_of_chat(R"({"choices": {"0": 1}})"), Contains("\"choices\" is object, expected an array"));
   }
+
   SECTION("empty choices") { CHECK_THAT(error_of_chat(R"({"choices": []})"), Contains("\"choices\" is empty")); }
+
   SECTION("choice not an object") {
     CHECK_THAT(error_of_chat(R"({"choices": ["text"]})"), Contains("\"choices[0]\" is string, expected an object"));
   }
+
   SECTION("missing message") {
     CHECK_THAT(error_of_chat(R"({"choices": [{"index": 0, "text": "x"}]})"),
                Contains("missing field \"choices[0].message\""));
   }
+
   SECTION("message not an object") {
     CHECK_THAT(error_of_chat(R"({"choices": [{"message": "x"}]})"),
                Contains("\"choices[0].message\" is string, expected an object"));
   }
+
   SECTION("missing content") {
     CHECK_THAT(error_of_chat(R"({"choices": [{"message": {"role": "assistant"}}]})"),
                Contains("missing field \"choices[0].message.content\""));
   }
+
   SECTION("content a number") {
     CHECK_THAT(error_of_chat(R"({"choices": [{"message": {"content": 42}}]})"),
                Contains("\"choices[0].message.content\" is number, expected a string or null"));
   }
+
   SECTION("finish reason a number") {
     CHECK_THAT(error_of_chat(R"({"choices": [{"message": {"content": "x"}, "finish_reason": 1}]})"),
                Contains("\"choices[0].finish_reason\" is number"));
   }
+
   SECTION("duplicate index") {
     CHECK_THAT(error_of_chat(R"({"choices": [{"index": 0, "message": {"content": "a"}},
                                               {"index": 0, "message": {"content": "b"}}]})"),
                Contains("expected each of 0..1 once"));
   }
+
   SECTION("negative index") {
     CHECK_THAT(error_of_chat(R"({"choices": [{"index": -1, "message": {"content": "a"}}]})"),
                Contains("\"choices[0].index\" is number, expected a non-negative integer"));
   }
+
   SECTION("index on some choices only") {
     CHECK_THAT(error_of_chat(R"({"choices": [{"index": 0, "message": {"content": "a"}},
                                               {"message": {"content": "b"}}]})"),
                Contains("some choices have an \"index\""));
   }
+
   SECTION("error object with status 200") {
     CHECK_THAT(error_of_chat(R"({"error": {"message": "model not loaded", "code": 503}})"),
                Contains("the server returned an error: model not loaded"));
@@ -177,43 +193,63 @@ TEST_CASE("completions response malformed variants", "[net]") {
   SECTION("missing text") {
     CHECK_THAT(error_of_completions(R"({"choices": [{"index": 0}]})"), Contains("missing field \"choices[0].text\""));
   }
+
   SECTION("text a number") {
     CHECK_THAT(error_of_completions(R"({"choices": [{"text": 42}]})"),
                Contains("\"choices[0].text\" is number, expected a string"));
   }
+
   SECTION("logprobs not an object") {
     CHECK_THAT(error_of_completions(R"({"choices": [{"text": "a", "logprobs": [1]}]})"),
                Contains("\"choices[0].logprobs\" is array, expected an object or null"));
   }
+
   SECTION("missing token_logprobs") {
     CHECK_THAT(error_of_completions(R"({"choices": [{"text": "a", "logprobs": {"tokens": ["a"], "text_offset": [0]}}]})"),
                Contains("missing field \"choices[0].logprobs.token_logprobs\""));
   }
+
   SECTION("tokens not an array") {
     CHECK_THAT(error_of_completions(
                    R"({"choices": [{"text": "a", "logprobs": {"tokens": "a", "token_logprobs": [null], "text_offset": [0]}}]})"),
                Contains("\"choices[0].logprobs.tokens\" is string, expected an array"));
   }
+
   SECTION("unequal lengths") {
     CHECK_THAT(error_of_completions(
                    R"({"choices": [{"text": "ab", "logprobs": {"tokens": ["a", "b"], "token_logprobs": [null], "text_offset": [0, 1]}}]})"),
                Contains("have 2, 1 and 2 entries"));
   }
+
   SECTION("token not a string") {
     CHECK_THAT(error_of_completions(
                    R"({"choices": [{"text": "a", "logprobs": {"tokens": [7], "token_logprobs": [null], "text_offset": [0]}}]})"),
                Contains("\"choices[0].logprobs.tokens[0]\" is number"));
   }
+
   SECTION("logprob a string") {
     CHECK_THAT(error_of_completions(
                    R"({"choices": [{"text": "a", "logprobs": {"tokens": ["a"], "token_logprobs": ["-1"], "text_offset": [0]}}]})"),
                Contains("\"choices[0].logprobs.token_logprobs[0]\" is string, expected a number or null"));
   }
+
   SECTION("negative offset") {
     CHECK_THAT(error_of_completions(
                    R"({"choices": [{"text": "a", "logprobs": {"tokens": ["a"], "token_logprobs": [null], "text_offset": [-3]}}]})"),
                Contains("\"choices[0].logprobs.text_offset[0]\" is -3, expected a non-negative integer"));
   }
+
+  SECTION("offset beyond the body") {
+    CHECK_THAT(error_of_completions(
+                   R"({"choices": [{"text": "a", "logprobs": {"tokens": ["a"], "token_logprobs": [null], "text_offset": [9223372036854775807]}}]})"),
+               Contains("no larger than the body size"));
+  }
+
+  SECTION("number too large for a double") {
+    CHECK_THAT(error_of_completions(R"({"choices": [{"text": "a", "x": 1e99999}]})"),
+               Contains("is not usable JSON"));
+  }
+
   SECTION("truncated") {
     const std::string full = kEchoResponse;
     CHECK_THAT(error_of_completions(full.substr(0, 200)), Contains("truncated"));
@@ -291,12 +327,14 @@ TEST_CASE("score continuation invalid choices", "[net]") {
     CHECK_THROWS_WITH(score_continuation(choice, "Patient has", " chest pain", ScoringOptions{}),
                       Contains("has no \"logprobs\""));
   }
+
   SECTION("text not echoed") {
     CompletionChoice choice = echo_choice();
     choice.text = " pain";
     CHECK_THROWS_WITH(score_continuation(choice, "Patient has", " chest pain", ScoringOptions{}),
                       Contains("ignored echo = true"));
   }
+
   SECTION("empty prompt without BOS") {
     CompletionChoice choice;
     choice.text = "Patient has";
@@ -304,6 +342,7 @@ TEST_CASE("score continuation invalid choices", "[net]") {
     CHECK_THROWS_WITH(score_continuation(choice, "", "Patient has", ScoringOptions{}),
                       Contains("has no log-probability"));
   }
+
   SECTION("prompt shortened by the server") {
     CompletionChoice choice = echo_choice();
     choice.logprobs->tokens.resize(2);
@@ -312,6 +351,7 @@ TEST_CASE("score continuation invalid choices", "[net]") {
     CHECK_THROWS_WITH(score_continuation(choice, "Patient has", " chest pain", ScoringOptions{}),
                       Contains("the server shortened the prompt"));
   }
+
   SECTION("too few tokens for the generated one") {
     CompletionChoice choice;
     choice.text = "a";
