@@ -185,7 +185,15 @@ Attempt HttpClient::State::perform(const std::string& url, const std::string& pa
   Attempt attempt;
   attempt.max_body_bytes = options.max_response_bytes;
 
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> handle(curl_easy_init(), curl_easy_cleanup);
+  // One easy handle per thread, reset before each use: the handle keeps its
+  // connection cache, so consecutive requests from a thread to the same
+  // server reuse the connection (and its TLS session) when the server allows.
+  thread_local std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> handle(nullptr, curl_easy_cleanup);
+  if (handle) {
+    curl_easy_reset(handle.get());
+  } else {
+    handle.reset(curl_easy_init());
+  }
   if (!handle) {
     attempt.code = CURLE_FAILED_INIT;
     attempt.curl_message = "curl_easy_init failed";
@@ -230,6 +238,9 @@ Attempt HttpClient::State::perform(const std::string& url, const std::string& pa
 
   attempt.code = curl_easy_perform(curl);
   attempt.handle = nullptr;
+  // The buffers set above live on this stack frame only.
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
   if (attempt.read_timed_out) {
     attempt.code = CURLE_OPERATION_TIMEDOUT;
     error_buffer[0] = '\0';

@@ -295,8 +295,9 @@ ContinuationScore score_continuation(const CompletionChoice& choice, std::string
   const std::int64_t shift = tokens_end - count_code_points(text);
   if (shift < 0) {
     throw EndpointError(fmt::format(
-        "choice {}: the echoed tokens cover {} characters but the text sent has {}; the server shortened the "
-        "prompt (check its context length and truncation settings)",
+        "choice {}: the echoed tokens cover {} characters but the text sent has {}; the server returned "
+        "log-probabilities for part of the text only (it may not support prompt log-probabilities, or it "
+        "truncated the prompt to its context length)",
         choice.index, tokens_end, count_code_points(text)));
   }
   const std::int64_t continuation_start = shift + count_code_points(prompt);

@@ -71,6 +71,7 @@ def expected_score(prompt: str, continuation: str) -> float:
 @dataclass
 class RecordedRequest:
     path: str
+    client_port: int
     fault: str | None
     headers: dict[str, str]
     body: object
@@ -108,7 +109,7 @@ def _completion_logprobs(text: str, with_bos: bool, generated: bool) -> dict:
 
 class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
-    protocol_version = "HTTP/1.0"
+    protocol_version = "HTTP/1.1"  # keep-alive, as vLLM's server
 
     def log_message(self, format, *args):  # noqa: A002  (keeps test output clean)
         pass
@@ -124,6 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = None
         record = RecordedRequest(
             path=self.path,
+            client_port=self.client_address[1],
             fault=match.group(1) if match else None,
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,

@@ -275,3 +275,12 @@ def test_messages_from_objects(server):
 def test_options_reject_unknown_keyword():
     with pytest.raises(TypeError, match="unexpected keyword argument 'read_timeout'"):
         medfair.HttpOptions(read_timeout=3)
+
+
+def test_connection_reused_within_thread(server):
+    client = chat_client(server)
+    for _ in range(3):
+        client.complete(MESSAGES)
+    ports = [r.client_port for r in server.requests]
+    assert len(ports) == 3
+    assert len(set(ports)) == 1

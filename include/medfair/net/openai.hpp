@@ -148,6 +148,11 @@ class OpenAICompletionsClient {
   /// becomes the token " A"). Such a token is handled by
   /// ScoringOptions::straddle. End prompts without trailing whitespace and
   /// start continuations with a space to keep the boundary on a token edge.
+  ///
+  /// vLLM returns prompt log-probabilities with echo. llama.cpp's llama-server
+  /// rejected echo or returned generated-token log-probabilities only (its
+  /// issue tracker, 2026), and such responses raise EndpointError here
+  /// instead of giving zero scores.
   std::vector<ContinuationScore> score(const std::string& prompt, const std::vector<std::string>& continuations) const;
 
   /// Scores many prompts at once: all (prompt, continuation) texts are sent as

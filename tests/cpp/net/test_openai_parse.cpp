@@ -349,7 +349,7 @@ TEST_CASE("score continuation invalid choices", "[net]") {
     choice.logprobs->token_logprobs.resize(2);
     choice.logprobs->text_offset.resize(2);
     CHECK_THROWS_WITH(score_continuation(choice, "Patient has", " chest pain", ScoringOptions{}),
-                      Contains("the server shortened the prompt"));
+                      Contains("log-probabilities for part of the text only"));
   }
 
   SECTION("too few tokens for the generated one") {
