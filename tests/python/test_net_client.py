@@ -131,7 +131,7 @@ def test_429_without_retry_after_uses_backoff(server, log_text):
     assert "(backoff)" in log_text()
 
 
-def test_backoff_grows_and_is_seeded(server):
+def test_backoff_delays_within_cap(server):
     # Full jitter: delay i is uniform in [0, min(backoff_max_s, backoff_initial_s * 2**i)].
     options = {"backoff_initial_s": 0.2, "backoff_max_s": 0.3, "max_attempts": 4, "jitter_seed": 3}
     with pytest.raises(medfair.EndpointError):
