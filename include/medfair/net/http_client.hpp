@@ -31,7 +31,8 @@ struct HttpOptions {
   double backoff_max_s = 30.0;
   /// Max wait honoured from a Retry-After header (default 60 s); longer values are cut to this.
   double retry_after_max_s = 60.0;
-  /// Seed of the jitter generator (default 0), so retry timings are reproducible.
+  /// Seed of the jitter generator (default 0), so the retry delays of a
+  /// single-threaded caller are reproducible.
   std::uint64_t jitter_seed = 0;
   /// Max requests in flight at once across all threads that share this client (default 8).
   int max_concurrent_requests = 8;
@@ -56,14 +57,15 @@ class HttpClient {
   explicit HttpClient(HttpOptions options = {});
 
   /// Sends `body` as JSON to `url` and returns the 2xx response. Retries
-  /// timeouts, connection errors, HTTP 429 (after its Retry-After, when given)
-  /// and 5xx up to max_attempts. Throws EndpointError on any other 4xx at once,
-  /// and on the last failure when the attempts run out.
+  /// timeouts, connection errors, HTTP 429 and 5xx up to max_attempts, after
+  /// the Retry-After delay when the response has one. Throws EndpointError at
+  /// once for other statuses (3xx, other 4xx), a body over max_response_bytes
+  /// and non-transient libcurl errors, and after the last failed attempt.
   HttpResponse post_json(const std::string& url, const nlohmann::json& body) const;
 
   const HttpOptions& options() const;
 
-  /// Whether an API key was found in the environment variable at construction.
+  /// Returns whether the environment variable contained an API key at construction.
   bool has_api_key() const;
 
   /// Replaces every occurrence of the API key in `text` with "[redacted]".
