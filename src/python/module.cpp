@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   medfair::python::bind_prompts(m);
   medfair::python::bind_io(m);
   medfair::python::bind_eval(m);
+  medfair::python::bind_net(m);
 }
