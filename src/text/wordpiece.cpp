@@ -385,33 +385,33 @@ std::vector<int32_t> WordPieceTokenizer::encode(std::string_view text, bool add_
 }
 
 std::string WordPieceTokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
-  // tokenizers' WordPiece decoder: "##" pieces join the previous token, others
-  // are separated by a space; cleanup removes spaces before punctuation.
+  // tokenizers' WordPiece decoder: "##" pieces join the previous token,
+  // others get a leading space, and cleanup runs on each token on its own
+  // (so " ' " never matches, but " ," does).
+  static const std::pair<std::string_view, std::string_view> kCleanup[] = {
+      {" .", "."},     {" ?", "?"},     {" !", "!"},     {" ,", ","},         {" ' ", "'"},   {" n't", "n't"},
+      {" 'm", "'m"},   {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
   std::string text;
   bool first = true;
   for (const int32_t id : ids) {
     impl_->check_id(id);
     if (skip_special && impl_->special[id]) continue;
     const std::string& token = impl_->tokens[id];
+    std::string piece;
     if (!first && token.starts_with(impl_->prefix)) {
-      text += token.substr(impl_->prefix.size());
+      piece = token.substr(impl_->prefix.size());
     } else {
-      if (!first) text += ' ';
-      text += token;
+      piece = first ? token : " " + token;
     }
     first = false;
-  }
-  if (impl_->decoder_cleanup) {
-    static const std::pair<const char*, const char*> kReplacements[] = {
-        {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
-        {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
-    for (const auto& [from, to] : kReplacements) {
-      const std::string_view f(from);
-      for (std::size_t at = text.find(f); at != std::string::npos; at = text.find(f, at)) {
-        text.replace(at, f.size(), to);
-        at += std::string_view(to).size();
+    if (impl_->decoder_cleanup) {
+      for (const auto& [from, to] : kCleanup) {
+        for (std::size_t at = piece.find(from); at != std::string::npos; at = piece.find(from, at + to.size())) {
+          piece.replace(at, from.size(), to);
+        }
       }
     }
+    text += piece;
   }
   return text;
 }
