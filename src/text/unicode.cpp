@@ -175,6 +175,18 @@ std::string bytes_to_byte_level(std::string_view bytes) {
   return out;
 }
 
+std::string json_string(const nlohmann::json& object, const char* key, const std::string& fallback) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return fallback;
+  return it->get<std::string>();
+}
+
+bool json_bool(const nlohmann::json& object, const char* key, bool fallback) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return fallback;
+  return it->get<bool>();
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IOError(fmt::format("{}: cannot open file for reading; check that the path exists", path));
