@@ -10,6 +10,7 @@ import torch as _torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _core
 from ._core import (
+    BPETokenizer,
     ConfigError,
     DataError,
     EndpointError,
@@ -17,6 +18,12 @@ from ._core import (
     FormatError,
     IOError,
     ModelError,
+    SentencePieceTokenizer,
+    Tokenizer,
+    WordPieceOptions,
+    WordPieceTokenizer,
+    load_tokenizer_json,
+    render_chat,
     set_log_level,
 )
 
@@ -25,6 +32,7 @@ __version__ = _core.__version__
 _logging.getLogger("medfair").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "BPETokenizer",
     "ConfigError",
     "DataError",
     "EndpointError",
@@ -32,5 +40,11 @@ __all__ = [
     "FormatError",
     "IOError",
     "ModelError",
+    "SentencePieceTokenizer",
+    "Tokenizer",
+    "WordPieceOptions",
+    "WordPieceTokenizer",
+    "load_tokenizer_json",
+    "render_chat",
     "set_log_level",
 ]

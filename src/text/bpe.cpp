@@ -59,8 +59,11 @@ struct BpeTokenizer::Impl {
 
   void finish_model_vocab() {
     byte_ids.fill(-1);
+    std::vector<bool> added_id(tokens.size(), false);
+    for (const auto& token : added.tokens()) added_id[token.id] = true;
     for (std::size_t id = 0; id < tokens.size(); ++id) {
-      if (tokens[id].empty()) continue;
+      // Added tokens are matched before pre-tokenization, never as a whole pre-token.
+      if (tokens[id].empty() || added_id[id]) continue;
       const auto bytes = detail::byte_level_to_bytes(tokens[id]);
       if (!bytes) continue;
       bytes_to_id.emplace(*bytes, static_cast<int32_t>(id));
