@@ -165,6 +165,7 @@ struct BpeTokenizer::Impl {
       }
     };
     for (int i = 0; i + 1 < n; ++i) push_pair(i);
+
     std::vector<bool> removed(n, false);
     while (!queue.empty()) {
       const Candidate top = queue.top();
@@ -181,6 +182,7 @@ struct BpeTokenizer::Impl {
       push_pair(prev[i]);
       push_pair(i);
     }
+
     std::vector<int32_t> result;
     for (int i = 0; i < n; ++i) {
       if (!removed[i]) result.push_back(symbol[i]);
@@ -188,9 +190,9 @@ struct BpeTokenizer::Impl {
     return result;
   }
 
-  void check_id(int32_t id, std::string_view what) const {
+  void check_id(int32_t id) const {
     if (id < 0 || static_cast<std::size_t>(id) >= tokens.size()) {
-      throw DataError(fmt::format("{}: {} {} is out of range; the vocabulary has ids 0 to {}", origin, what, id,
+      throw DataError(fmt::format("{}: token id {} is out of range; the vocabulary has ids 0 to {}", origin, id,
                                   static_cast<long long>(tokens.size()) - 1));
     }
   }
@@ -385,6 +387,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gguf_vocab(const GgufVocab& voc
     throw FormatError(fmt::format("{}: tokenizer.ggml.token_type has {} entries but tokenizer.ggml.tokens has {}",
                                   origin, vocab.token_types.size(), vocab.tokens.size()));
   }
+
   auto impl = std::make_unique<Impl>();
   impl->origin = origin;
   for (std::size_t id = 0; id < vocab.tokens.size(); ++id) impl->set_token(static_cast<int32_t>(id), vocab.tokens[id]);
@@ -401,6 +404,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gguf_vocab(const GgufVocab& voc
     impl->added.add(std::move(token));
   }
   impl->finish_model_vocab();
+
   for (std::size_t rank = 0; rank < vocab.merges.size(); ++rank) {
     impl->add_merge_string(vocab.merges[rank], rank, fmt::format("tokenizer.ggml.merges[{}]", rank));
   }
@@ -410,6 +414,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gguf_vocab(const GgufVocab& voc
   impl->ignore_merges = vocab.pre == "llama-bpe" || vocab.pre == "llama3";
   impl->special_ids = vocab.special;
   impl->check_special_ids();
+
   if (vocab.add_bos) {
     if (!vocab.special.bos) throw FormatError(fmt::format("{}: add_bos_token is set but bos_token_id is missing", origin));
     impl->prefix_ids.push_back(*vocab.special.bos);
@@ -451,7 +456,7 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_specia
 std::string BpeTokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
   std::string bytes;
   for (const int32_t id : ids) {
-    impl_->check_id(id, "token id");
+    impl_->check_id(id);
     if (skip_special && impl_->special[id]) continue;
     bytes.append(impl_->token_bytes[id]);
   }
@@ -465,14 +470,14 @@ std::optional<int32_t> BpeTokenizer::token_to_id(std::string_view token) const {
 }
 
 std::string BpeTokenizer::id_to_token(int32_t id) const {
-  impl_->check_id(id, "token id");
+  impl_->check_id(id);
   return impl_->tokens[id];
 }
 
 std::size_t BpeTokenizer::vocab_size() const { return impl_->tokens.size(); }
 
 bool BpeTokenizer::is_special(int32_t id) const {
-  impl_->check_id(id, "token id");
+  impl_->check_id(id);
   return impl_->special[id];
 }
 

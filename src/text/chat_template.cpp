@@ -76,8 +76,14 @@ std::optional<std::string> find_default_system(std::string_view jinja) {
     std::string text;
     for (std::size_t i = 0; i < raw.size(); ++i) {
       if (raw[i] == '\\' && i + 1 < raw.size()) {
-        const char next = raw[++i];
-        text.push_back(next == 'n' ? '\n' : next == 't' ? '\t' : next);
+        const char escaped = raw[++i];
+        if (escaped == 'n') {
+          text.push_back('\n');
+        } else if (escaped == 't') {
+          text.push_back('\t');
+        } else {
+          text.push_back(escaped);
+        }
       } else {
         text.push_back(raw[i]);
       }

@@ -3,7 +3,7 @@
 Trains a tiny byte-level BPE with Hugging Face `tokenizers` on TRAINING_TEXT,
 saves it as bpe_tiny.json, and records the ids that `tokenizers` produces for
 CASES under several pre-tokenizers (bpe_golden.json). wordpiece_golden.json
-holds the ids transformers' tokenizer for $MEDFAIR_MINILM_DIR gives the same
+contains the ids transformers' tokenizer for $MEDFAIR_MINILM_DIR gives the same
 CASES. Run from the repository root:
 
     python tests/golden/text/make_golden.py
