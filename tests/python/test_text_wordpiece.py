@@ -91,3 +91,14 @@ def test_load_tokenizer_json_dispatch(minilm_dir):
 def test_decode_out_of_range(tokenizer):
     with pytest.raises(core.DataError, match="token id 30522 is out of range"):
         tokenizer.decode([101, 30522])
+
+
+def test_random_strings(tokenizer, reference):
+    import random
+
+    alphabet = list("abcXYZ019 .,;'\"()-\n\t") + ["é", "Å", "ß", "ñ", "日", "本", "😀", "\u00a0", "\u200b", "\x00", "\x07",
+                                             "ﬁ", "İ", "Σ", "ǅ", "①", "—", "¿", "\u0301", "[SEP]", "##"]
+    rng = random.Random(99)
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert tokenizer.encode(text, add_special=True) == reference(text)["input_ids"], repr(text)

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <thread>
+
 #include "medfair/error.hpp"
 #include "medfair/log.hpp"
 #include "medfair/text/tokenizer.hpp"
@@ -168,4 +171,22 @@ TEST_CASE("bpe decode id out of range", "[text][bpe]") {
   MEDFAIR_CHECK_THROWS(tokenizer->decode(ids), medfair::DataError,
                        Catch::Matchers::Contains("token id " + std::to_string(size) + " is out of range"));
   CHECK_THROWS_AS(tokenizer->id_to_token(-1), medfair::DataError);
+}
+
+TEST_CASE("bpe encode from many threads", "[text][bpe]") {
+  const auto tokenizer = tokenizer_for(golden()["smollm"]);
+  const auto& cases = golden()["smollm"]["cases"];
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int round = 0; round < 200; ++round) {
+        for (const auto& c : cases) {
+          if (tokenizer->encode(c["text"].get<std::string>()) != c["ids"].get<std::vector<int32_t>>()) ++mismatches;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(mismatches == 0);
 }
