@@ -59,8 +59,11 @@ struct BpeTokenizer::Impl {
 
   void finish_model_vocab() {
     byte_ids.fill(-1);
+    std::vector<bool> added_id(tokens.size(), false);
+    for (const auto& token : added.tokens()) added_id[token.id] = true;
     for (std::size_t id = 0; id < tokens.size(); ++id) {
-      if (tokens[id].empty()) continue;
+      // Added tokens are matched before pre-tokenization, never as a whole pre-token.
+      if (tokens[id].empty() || added_id[id]) continue;
       const auto bytes = detail::byte_level_to_bytes(tokens[id]);
       if (!bytes) continue;
       bytes_to_id.emplace(*bytes, static_cast<int32_t>(id));
@@ -162,6 +165,7 @@ struct BpeTokenizer::Impl {
       }
     };
     for (int i = 0; i + 1 < n; ++i) push_pair(i);
+
     std::vector<bool> removed(n, false);
     while (!queue.empty()) {
       const Candidate top = queue.top();
@@ -178,6 +182,7 @@ struct BpeTokenizer::Impl {
       push_pair(prev[i]);
       push_pair(i);
     }
+
     std::vector<int32_t> result;
     for (int i = 0; i < n; ++i) {
       if (!removed[i]) result.push_back(symbol[i]);
@@ -185,9 +190,9 @@ struct BpeTokenizer::Impl {
     return result;
   }
 
-  void check_id(int32_t id, std::string_view what) const {
+  void check_id(int32_t id) const {
     if (id < 0 || static_cast<std::size_t>(id) >= tokens.size()) {
-      throw DataError(fmt::format("{}: {} {} is out of range; the vocabulary has ids 0 to {}", origin, what, id,
+      throw DataError(fmt::format("{}: token id {} is out of range; the vocabulary has ids 0 to {}", origin, id,
                                   static_cast<long long>(tokens.size()) - 1));
     }
   }
@@ -217,7 +222,7 @@ namespace {
 // around a single sequence.
 void read_post_processor(const json& spec, BpeTokenizer::Impl& impl, std::string_view origin) {
   if (spec.is_null()) return;
-  const std::string type = spec.value("type", std::string());
+  const std::string type = detail::json_string(spec, "type", std::string());
   if (type == "ByteLevel") return;
   if (type == "Sequence") {
     for (const auto& p : spec.at("processors")) read_post_processor(p, impl, origin);
@@ -251,6 +256,16 @@ void read_post_processor(const json& spec, BpeTokenizer::Impl& impl, std::string
                                 origin, type));
 }
 
+// True when a ByteLevel stage occurs anywhere in a pre_tokenizer description.
+bool has_byte_level(const json& spec) {
+  if (!spec.is_object()) return false;
+  if (detail::json_string(spec, "type", "") == "ByteLevel") return true;
+  for (const auto& stage : spec.value("pretokenizers", json::array())) {
+    if (has_byte_level(stage)) return true;
+  }
+  return false;
+}
+
 std::optional<int32_t> find_id(const BpeTokenizer::Impl& impl, std::initializer_list<const char*> names) {
   for (const char* name : names) {
     if (const auto it = impl.spelling_to_id.find(name); it != impl.spelling_to_id.end()) return it->second;
@@ -275,21 +290,21 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json_string(std::stri
                                     origin));
     }
     const json& model = root["model"];
-    const std::string type = model.value("type", std::string());
+    const std::string type = detail::json_string(model, "type", std::string());
     if (type != "BPE") {
       throw ConfigError(fmt::format("{}: model type {:?} is not byte-level BPE; expected \"BPE\" (use "
                                     "load_tokenizer_json for WordPiece)",
                                     origin, type));
     }
-    if (model.value("byte_fallback", false) || !model.value("continuing_subword_prefix", std::string()).empty() ||
-        !model.value("end_of_word_suffix", std::string()).empty() || !model.value("dropout", json()).is_null()) {
+    if (detail::json_bool(model, "byte_fallback", false) || !detail::json_string(model, "continuing_subword_prefix", std::string()).empty() ||
+        !detail::json_string(model, "end_of_word_suffix", std::string()).empty() || !model.value("dropout", json()).is_null()) {
       throw ConfigError(fmt::format("{}: BPE options byte_fallback, continuing_subword_prefix, end_of_word_suffix "
                                     "and dropout are not supported; only byte-level BPE is",
                                     origin));
     }
     if (!root.value("normalizer", json()).is_null()) {
       throw ConfigError(fmt::format("{}: normalizer {} is not supported for byte-level BPE", origin,
-                                    root["normalizer"].value("type", std::string("?"))));
+                                    detail::json_string(root["normalizer"], "type", std::string("?"))));
     }
     if (!model.contains("vocab") || !model["vocab"].is_object()) {
       throw FormatError(fmt::format("{}: \"model.vocab\" must be an object mapping tokens to ids", origin));
@@ -301,15 +316,15 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json_string(std::stri
       }
       impl->set_token(id.get<int32_t>(), spelling);
     }
-    impl->ignore_merges = model.value("ignore_merges", false);
+    impl->ignore_merges = detail::json_bool(model, "ignore_merges", false);
     for (const auto& added : root.value("added_tokens", json::array())) {
       AddedToken token;
       token.content = added.at("content").get<std::string>();
       token.id = added.at("id").get<int32_t>();
-      token.special = added.value("special", false);
-      token.lstrip = added.value("lstrip", false);
-      token.rstrip = added.value("rstrip", false);
-      token.single_word = added.value("single_word", false);
+      token.special = detail::json_bool(added, "special", false);
+      token.lstrip = detail::json_bool(added, "lstrip", false);
+      token.rstrip = detail::json_bool(added, "rstrip", false);
+      token.single_word = detail::json_bool(added, "single_word", false);
       if (token.id < 0 || token.id > 10'000'000) {
         throw FormatError(fmt::format("{}: added token {:?} has id {}; expected 0 to 10000000", origin, token.content,
                                       token.id));
@@ -332,11 +347,17 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json_string(std::stri
                                       merge.dump()));
       }
     }
-    impl->pre_tokenizer = detail::pre_tokenizer_from_json(root.value("pre_tokenizer", json()), origin);
+    const json pre_tokenizer = root.value("pre_tokenizer", json());
+    if (!has_byte_level(pre_tokenizer)) {
+      throw ConfigError(fmt::format("{}: the pre_tokenizer has no ByteLevel stage, so this is not a byte-level BPE; "
+                                    "medfair's BpeTokenizer supports byte-level BPE only",
+                                    origin));
+    }
+    impl->pre_tokenizer = detail::pre_tokenizer_from_json(pre_tokenizer, origin);
     const json decoder = root.value("decoder", json());
-    if (!decoder.is_null() && decoder.value("type", std::string()) != "ByteLevel") {
+    if (!decoder.is_null() && detail::json_string(decoder, "type", std::string()) != "ByteLevel") {
       throw ConfigError(fmt::format("{}: decoder type {:?} is not supported; byte-level BPE needs \"ByteLevel\"",
-                                    origin, decoder.value("type", std::string())));
+                                    origin, detail::json_string(decoder, "type", std::string())));
     }
     read_post_processor(root.value("post_processor", json()), *impl, origin);
     if (const auto unk = model.value("unk_token", json()); unk.is_string()) {
@@ -366,6 +387,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gguf_vocab(const GgufVocab& voc
     throw FormatError(fmt::format("{}: tokenizer.ggml.token_type has {} entries but tokenizer.ggml.tokens has {}",
                                   origin, vocab.token_types.size(), vocab.tokens.size()));
   }
+
   auto impl = std::make_unique<Impl>();
   impl->origin = origin;
   for (std::size_t id = 0; id < vocab.tokens.size(); ++id) impl->set_token(static_cast<int32_t>(id), vocab.tokens[id]);
@@ -382,12 +404,17 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gguf_vocab(const GgufVocab& voc
     impl->added.add(std::move(token));
   }
   impl->finish_model_vocab();
+
   for (std::size_t rank = 0; rank < vocab.merges.size(); ++rank) {
     impl->add_merge_string(vocab.merges[rank], rank, fmt::format("tokenizer.ggml.merges[{}]", rank));
   }
   impl->pre_tokenizer = detail::pre_tokenizer_for_gguf(vocab.pre, origin);
+  // Llama 3's tokenizer.json sets ignore_merges: a pre-token that is itself in
+  // the vocabulary is emitted whole.
+  impl->ignore_merges = vocab.pre == "llama-bpe" || vocab.pre == "llama3";
   impl->special_ids = vocab.special;
   impl->check_special_ids();
+
   if (vocab.add_bos) {
     if (!vocab.special.bos) throw FormatError(fmt::format("{}: add_bos_token is set but bos_token_id is missing", origin));
     impl->prefix_ids.push_back(*vocab.special.bos);
@@ -429,7 +456,7 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, bool add_specia
 std::string BpeTokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
   std::string bytes;
   for (const int32_t id : ids) {
-    impl_->check_id(id, "token id");
+    impl_->check_id(id);
     if (skip_special && impl_->special[id]) continue;
     bytes.append(impl_->token_bytes[id]);
   }
@@ -443,14 +470,14 @@ std::optional<int32_t> BpeTokenizer::token_to_id(std::string_view token) const {
 }
 
 std::string BpeTokenizer::id_to_token(int32_t id) const {
-  impl_->check_id(id, "token id");
+  impl_->check_id(id);
   return impl_->tokens[id];
 }
 
 std::size_t BpeTokenizer::vocab_size() const { return impl_->tokens.size(); }
 
 bool BpeTokenizer::is_special(int32_t id) const {
-  impl_->check_id(id, "token id");
+  impl_->check_id(id);
   return impl_->special[id];
 }
 

@@ -76,8 +76,14 @@ std::optional<std::string> find_default_system(std::string_view jinja) {
     std::string text;
     for (std::size_t i = 0; i < raw.size(); ++i) {
       if (raw[i] == '\\' && i + 1 < raw.size()) {
-        const char next = raw[++i];
-        text.push_back(next == 'n' ? '\n' : next == 't' ? '\t' : next);
+        const char escaped = raw[++i];
+        if (escaped == 'n') {
+          text.push_back('\n');
+        } else if (escaped == 't') {
+          text.push_back('\t');
+        } else {
+          text.push_back(escaped);
+        }
       } else {
         text.push_back(raw[i]);
       }
@@ -234,11 +240,9 @@ ChatTemplate ChatTemplate::from_family(std::string_view name, std::string_view b
 
 ChatTemplate ChatTemplate::from_jinja(std::string_view jinja, std::string_view bos_token, std::string_view eos_token) {
   ChatTemplate result;
-  if (contains(jinja, "<|im_start|>") && !contains(jinja, "tools")) {
-    result = from_family("chatml", bos_token, eos_token);
-    result.default_system_ = find_default_system(jinja);
-  } else if (contains(jinja, "<|im_start|>")) {
-    // Qwen2.5 templates also handle tool calls; messages without tools render as plain ChatML.
+  if (contains(jinja, "<|im_start|>")) {
+    // NOTE: templates that also handle tool calls (Qwen2.5) are rendered as
+    // plain ChatML, which matches them only for messages without tools.
     result = from_family("chatml", bos_token, eos_token);
     result.default_system_ = find_default_system(jinja);
   } else if (contains(jinja, "<|start_header_id|>") && !contains(jinja, "Cutting Knowledge")) {

@@ -124,6 +124,12 @@ class AddedTokenMatcher {
   std::unordered_map<unsigned char, std::vector<std::size_t>> by_first_byte_;  // longest first
 };
 
+/// Returns `object[key]` as a string, or `fallback` when the key is missing or null.
+std::string json_string(const nlohmann::json& object, const char* key, const std::string& fallback);
+
+/// Returns `object[key]` as a bool, or `fallback` when the key is missing or null.
+bool json_bool(const nlohmann::json& object, const char* key, bool fallback);
+
 /// Reads a whole file; throws IOError naming it.
 std::string read_file(const std::string& path);
 

@@ -209,7 +209,7 @@ class Sequence final : public PreTokenizer {
 };
 
 SplitBehavior parse_behavior(const nlohmann::json& spec, std::string_view origin) {
-  const std::string name = spec.value("behavior", std::string("Isolated"));
+  const std::string name = json_string(spec, "behavior", std::string("Isolated"));
   if (name == "Isolated") return SplitBehavior::isolated;
   if (name == "Removed") return SplitBehavior::removed;
   if (name == "MergedWithPrevious") return SplitBehavior::merged_with_previous;
@@ -247,11 +247,11 @@ std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const nlohmann::json& spec
   }
   const std::string type = spec["type"].get<std::string>();
   if (type == "ByteLevel") {
-    return make_byte_level(spec.value("add_prefix_space", true), spec.value("use_regex", true));
+    return make_byte_level(json_bool(spec, "add_prefix_space", true), json_bool(spec, "use_regex", true));
   }
-  if (type == "Digits") return make_digits(spec.value("individual_digits", false));
+  if (type == "Digits") return make_digits(json_bool(spec, "individual_digits", false));
   if (type == "Split") {
-    if (spec.value("invert", false)) {
+    if (json_bool(spec, "invert", false)) {
       throw ConfigError(fmt::format("{}: pre_tokenizer Split with \"invert\": true is not supported", origin));
     }
     const auto& pattern = spec.at("pattern");

@@ -43,8 +43,8 @@ std::size_t valid_sequence_length(std::string_view s, std::size_t pos) {
   return length;
 }
 
-// Length of the maximal prefix of an invalid sequence at `pos` that could
-// start a valid one; it is replaced by a single U+FFFD (at least one byte).
+// Length of the maximal prefix at `pos` that could start a valid sequence, at
+// least one byte. utf8_lossy() replaces that prefix with one U+FFFD.
 std::size_t maximal_invalid_prefix(std::string_view s, std::size_t pos) {
   const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
   const unsigned char b0 = byte(pos);
@@ -173,6 +173,18 @@ std::string bytes_to_byte_level(std::string_view bytes) {
   std::string out;
   for (const char c : bytes) append_utf8(out, t[static_cast<unsigned char>(c)]);
   return out;
+}
+
+std::string json_string(const nlohmann::json& object, const char* key, const std::string& fallback) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return fallback;
+  return it->get<std::string>();
+}
+
+bool json_bool(const nlohmann::json& object, const char* key, bool fallback) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return fallback;
+  return it->get<bool>();
 }
 
 std::string read_file(const std::string& path) {

@@ -310,22 +310,22 @@ std::unique_ptr<WordPieceTokenizer> WordPieceTokenizer::from_tokenizer_json(cons
                                     origin));
     }
     const json& model = root["model"];
-    if (model.value("type", std::string()) != "WordPiece") {
+    if (detail::json_string(model, "type", std::string()) != "WordPiece") {
       throw ConfigError(fmt::format("{}: model type {:?} is not \"WordPiece\"", origin,
-                                    model.value("type", std::string())));
+                                    detail::json_string(model, "type", std::string())));
     }
     WordPieceOptions resolved;
     resolved.max_input_chars_per_word = model.value("max_input_chars_per_word", std::size_t{100});
-    impl->prefix = model.value("continuing_subword_prefix", std::string("##"));
+    impl->prefix = detail::json_string(model, "continuing_subword_prefix", std::string("##"));
     const json normalizer = root.value("normalizer", json());
     if (!normalizer.is_null()) {
-      if (normalizer.value("type", std::string()) != "BertNormalizer") {
+      if (detail::json_string(normalizer, "type", std::string()) != "BertNormalizer") {
         throw ConfigError(fmt::format("{}: normalizer {:?} is not supported; WordPiece needs BertNormalizer", origin,
-                                      normalizer.value("type", std::string())));
+                                      detail::json_string(normalizer, "type", std::string())));
       }
-      resolved.lowercase = normalizer.value("lowercase", true);
-      resolved.handle_chinese_chars = normalizer.value("handle_chinese_chars", true);
-      impl->clean_text = normalizer.value("clean_text", true);
+      resolved.lowercase = detail::json_bool(normalizer, "lowercase", true);
+      resolved.handle_chinese_chars = detail::json_bool(normalizer, "handle_chinese_chars", true);
+      impl->clean_text = detail::json_bool(normalizer, "clean_text", true);
       const json strip = normalizer.value("strip_accents", json());
       impl->strip_accents = strip.is_boolean() ? strip.get<bool>() : resolved.lowercase;
     } else {
@@ -335,9 +335,9 @@ std::unique_ptr<WordPieceTokenizer> WordPieceTokenizer::from_tokenizer_json(cons
       impl->strip_accents = false;
     }
     const json pre = root.value("pre_tokenizer", json());
-    if (!pre.is_null() && pre.value("type", std::string()) != "BertPreTokenizer") {
+    if (!pre.is_null() && detail::json_string(pre, "type", std::string()) != "BertPreTokenizer") {
       throw ConfigError(fmt::format("{}: pre_tokenizer {:?} is not supported; WordPiece needs BertPreTokenizer", origin,
-                                    pre.value("type", std::string())));
+                                    detail::json_string(pre, "type", std::string())));
     }
     if (const json truncation = root.value("truncation", json()); truncation.is_object()) {
       resolved.max_length = truncation.value("max_length", std::size_t{0});
@@ -347,14 +347,14 @@ std::unique_ptr<WordPieceTokenizer> WordPieceTokenizer::from_tokenizer_json(cons
     for (const auto& [token, id] : model.at("vocab").items()) impl->set_token(id.get<int32_t>(), token);
     for (const auto& entry : root.value("added_tokens", json::array())) {
       detail::AddedToken token{entry.at("content").get<std::string>(), entry.at("id").get<int32_t>(),
-                               entry.value("special", false), entry.value("lstrip", false),
-                               entry.value("rstrip", false), entry.value("single_word", false)};
+                               detail::json_bool(entry, "special", false), detail::json_bool(entry, "lstrip", false),
+                               detail::json_bool(entry, "rstrip", false), detail::json_bool(entry, "single_word", false)};
       impl->set_token(token.id, token.content);
       impl->special[token.id] = token.special;
       impl->added.add(std::move(token));
     }
     if (const json decoder = root.value("decoder", json()); decoder.is_object()) {
-      impl->decoder_cleanup = decoder.value("cleanup", true);
+      impl->decoder_cleanup = detail::json_bool(decoder, "cleanup", true);
     }
   } catch (const json::exception& e) {
     throw FormatError(fmt::format("{}: unexpected tokenizer.json structure: {}", origin, e.what()));
@@ -385,33 +385,33 @@ std::vector<int32_t> WordPieceTokenizer::encode(std::string_view text, bool add_
 }
 
 std::string WordPieceTokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
-  // tokenizers' WordPiece decoder: "##" pieces join the previous token, others
-  // are separated by a space; cleanup removes spaces before punctuation.
+  // tokenizers' WordPiece decoder: "##" pieces join the previous token,
+  // others get a leading space, and cleanup runs on each token on its own
+  // (so " ' " never matches, but " ," does).
+  static const std::pair<std::string_view, std::string_view> kCleanup[] = {
+      {" .", "."},     {" ?", "?"},     {" !", "!"},     {" ,", ","},         {" ' ", "'"},   {" n't", "n't"},
+      {" 'm", "'m"},   {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
   std::string text;
   bool first = true;
   for (const int32_t id : ids) {
     impl_->check_id(id);
     if (skip_special && impl_->special[id]) continue;
     const std::string& token = impl_->tokens[id];
+    std::string piece;
     if (!first && token.starts_with(impl_->prefix)) {
-      text += token.substr(impl_->prefix.size());
+      piece = token.substr(impl_->prefix.size());
     } else {
-      if (!first) text += ' ';
-      text += token;
+      piece = first ? token : " " + token;
     }
     first = false;
-  }
-  if (impl_->decoder_cleanup) {
-    static const std::pair<const char*, const char*> kReplacements[] = {
-        {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
-        {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
-    for (const auto& [from, to] : kReplacements) {
-      const std::string_view f(from);
-      for (std::size_t at = text.find(f); at != std::string::npos; at = text.find(f, at)) {
-        text.replace(at, f.size(), to);
-        at += std::string_view(to).size();
+    if (impl_->decoder_cleanup) {
+      for (const auto& [from, to] : kCleanup) {
+        for (std::size_t at = piece.find(from); at != std::string::npos; at = piece.find(from, at + to.size())) {
+          piece.replace(at, from.size(), to);
+        }
       }
     }
+    text += piece;
   }
   return text;
 }
@@ -447,7 +447,7 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::filesystem::path& path
     throw FormatError(fmt::format("{}: missing \"model\" object; a tokenizer.json has the vocabulary under \"model\"",
                                   origin));
   }
-  const std::string type = root["model"].value("type", std::string());
+  const std::string type = detail::json_string(root["model"], "type", std::string());
   if (type == "BPE") return BpeTokenizer::from_tokenizer_json_string(text, origin);
   if (type == "WordPiece") return WordPieceTokenizer::from_tokenizer_json(path);
   throw ConfigError(fmt::format("{}: model type {:?} is not supported; expected \"BPE\" or \"WordPiece\" (load "

@@ -32,9 +32,10 @@ class ChatTemplate {
   static ChatTemplate from_jinja(std::string_view jinja, std::string_view bos_token = "",
                                  std::string_view eos_token = "");
 
-  /// Selects a family by name ("chatml", "llama3", "llama2", "gemma", "mistral");
-  /// throws ConfigError for other names. When bos/eos are empty, the family's
-  /// usual tokens are used ("<s>"/"</s>", "<|begin_of_text|>", "<bos>"/"<eos>").
+  /// Selects a family by name: "chatml", "smollm2" (ChatML with SmolLM2's
+  /// default system message), "llama3", "llama2", "gemma" or "mistral"; throws
+  /// ConfigError for other names. When bos/eos are empty, the family's usual
+  /// tokens are used ("<s>"/"</s>", "<|begin_of_text|>", "<bos>"/"<eos>").
   static ChatTemplate from_family(std::string_view name, std::string_view bos_token = "",
                                   std::string_view eos_token = "");
 

@@ -74,7 +74,10 @@ class Tokenizer {
 struct GgufVocab {
   /// tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (SentencePiece).
   std::string model;
-  /// tokenizer.ggml.pre: pre-tokenizer name such as "smollm", "llama-bpe", "qwen2", "gpt2", "default".
+  /// tokenizer.ggml.pre: the pre-tokenizer name. Known: "gpt2"/"default" (GPT-2 regex),
+  /// "smollm"/"starcoder"/"refact" (single digits, then the GPT-2 regex), "llama-bpe"/"llama3"
+  /// (Llama 3 regex, ignore_merges), "qwen2". Any other name (also "") logs a warning once
+  /// and uses the GPT-2 regex.
   std::string pre;
   /// tokenizer.ggml.tokens, indexed by id.
   std::vector<std::string> tokens;
