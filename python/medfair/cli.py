@@ -15,6 +15,7 @@ import sys
 # Subcommand modules, in the order ``medfair --help`` lists them.
 COMMAND_MODULES = [
     "medfair.commands.info",
+    "medfair.commands.report",
 ]
 
 
