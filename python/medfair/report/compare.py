@@ -19,8 +19,8 @@ def metric_rows(question: str, target: str, axes: list[str]) -> list[tuple[str, 
     gap = f"p/{target}/max_gap"
     rows = [
         (f"Max gap in P({target}), intersectional", metric("intersectional", f"{gap}/value"), False),
-        ("  interval low", metric("intersectional", f"{gap}/ci_low"), False),
-        ("  interval high", metric("intersectional", f"{gap}/ci_high"), False),
+        ("Max gap, interval low", metric("intersectional", f"{gap}/ci_low"), False),
+        ("Max gap, interval high", metric("intersectional", f"{gap}/ci_high"), False),
     ]
     rows += [(f"Max gap in P({target}), {axis}", metric(axis, f"{gap}/value"), False) for axis in axes]
     rows += [
