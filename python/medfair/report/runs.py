@@ -94,12 +94,14 @@ def load_summary(folder: pathlib.Path) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise medfair.FormatError(
             f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}; {_FIX}") from None
+
     if not isinstance(summary, dict):
         raise medfair.DataError(f"{path}: expected a JSON object at the top level, found {type(summary).__name__}")
     version = _require(summary, "schema_version", int, "", path)
     if version != SCHEMA_VERSION:
         raise medfair.DataError(f"{path}: schema_version is {version}, but this medfair reads version "
                                 f"{SCHEMA_VERSION}; render it with the medfair version that wrote it")
+
     _require(summary, "settings", dict, "", path)
     questions = _require(summary, "questions", dict, "", path)
     if not questions:

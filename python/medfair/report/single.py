@@ -47,6 +47,7 @@ def headline(run: Run) -> str:
     path = question_path(question, "intersectional", "metrics")
     level_pct = f"{100 * report['bootstrap']['level']:g} %"
     gap_key = f"p/{target}/max_gap"
+
     cards = [
         card(f"Max counterfactual gap in P({target})", num(metrics[f"{gap_key}/value"], path + [f"{gap_key}/value"]),
              f"{level_pct} interval [{num(metrics[f'{gap_key}/ci_low'], path + [f'{gap_key}/ci_low'])}, "
@@ -71,6 +72,7 @@ def headline(run: Run) -> str:
     if isinstance(coverage, dict):
         cards.append(card("Option coverage (mean)", num(coverage.get("mean"), ["coverage", "mean"]),
                           f"min {num(coverage.get('min'), ['coverage', 'min'])}"))
+
     return (f'<section id="headline"><h2>Headline: question "{escape(question)}"</h2>'
             f'<div class="cards">{"".join(cards)}</div>'
             f'<p class="note">The gap is the largest difference in mean P({escape(target)}) between two '
@@ -97,12 +99,14 @@ def group_section(run: Run, question: str, level_name: str, chart_id: str) -> st
                           num(entry.get(f"{key}/ci_high"), path + [f"{key}/ci_high"]),
                           num(entry.get("accuracy"), path + ["accuracy"]),
                           num(entry.get("accuracy/n_vignettes"), path + ["accuracy/n_vignettes"])])
+
     level_pct = f"{100 * report['bootstrap']['level']:g} %"
     chart = svg.interval_bars(
         chart_id, f"Mean P({target}) by {level_name} group, question {question}",
         f"Horizontal bars give each group's mean probability of {target} over vignettes; whiskers give the "
         f"{level_pct} vignette-bootstrap interval.",
         f"Mean P({target}) over vignettes, with {level_pct} vignette-bootstrap interval", bars)
+
     metrics = level["metrics"]
     mpath = question_path(question, level_name, "metrics")
     gap_key = f"p/{target}/max_gap"
@@ -119,6 +123,7 @@ def group_section(run: Run, question: str, level_name: str, chart_id: str) -> st
                                           mpath + [f"p/{target}/difference/to_overall"])],
         ["Min ratio to overall", num(metrics[f"p/{target}/ratio/to_overall"], mpath + [f"p/{target}/ratio/to_overall"])],
     ]
+
     empty = ""
     if level.get("empty_groups"):
         empty = (f'<p class="warning">Groups without prompts, left out of every gap and test: '
