@@ -319,6 +319,15 @@ def test_error_summary_missing_key(tmp_path):
         report.render_report(run)
 
 
+def test_error_summary_missing_metric(tmp_path):
+    def drop(summary):
+        del summary["questions"]["dose"]["levels"]["intersectional"]["metrics"]["flip_rate"]
+
+    run = broken_run(tmp_path, edit_summary=drop)
+    with pytest.raises(medfair.DataError, match=r"summary\.json: missing or invalid value \(KeyError: 'flip_rate'\)"):
+        report.render_report(run)
+
+
 def test_error_summary_wrong_type(tmp_path):
     run = broken_run(tmp_path, edit_summary=lambda s: s.update(settings=[]))
     with pytest.raises(medfair.DataError, match="key 'settings' should be dict but is list"):

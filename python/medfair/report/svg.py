@@ -158,7 +158,8 @@ def heatmap(chart_id: str, title: str, description: str, row_labels: Sequence[st
             out.append(f'<rect class="cell" x="{x}" y="{y}" width="{cell_w}" height="{cell_h}" '
                        f'fill="{viridis(value)}" stroke="#fff"><title>{escape(row_label)}, '
                        f'{escape(column_labels[j])}: {value:.3f}</title></rect>')
-            colour = "#fff" if value < 0.6 else "#111"
+            # Viridis is dark below about 0.45, where white text has the better contrast.
+            colour = "#fff" if value < 0.45 else "#111"
             out.append(_text(x + cell_w / 2, y + cell_h / 2 + 4, f"{value:.2f}", "middle", f' fill="{colour}"'))
         if extra_column:
             extra = extra_values[i] if i < len(extra_values) else None
