@@ -80,10 +80,10 @@ def num(value: Any, path: Sequence[Any], digits: int = 3, p_value: bool = False,
 
 def text_value(value: Any, path: Sequence[Any], run: str = "") -> str:
     """Wrap a string from a run file (a group or vignette name) like `num`."""
-    shown = "n/a" if value is None else str(value)
+    display_text = "n/a" if value is None else str(value)
     run_attr = f' data-run="{run}"' if run else ""
     return (f'<span class="text"{run_attr} data-path="{escape(json.dumps(list(path)))}" '
-            f'data-value="{escape(json.dumps(value))}">{escape(shown)}</span>')
+            f'data-value="{escape(json.dumps(value))}">{escape(display_text)}</span>')
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool] = (),

@@ -94,13 +94,13 @@ def interval_bars(chart_id: str, title: str, description: str, x_label: str,
             tip += f" (interval {low:.{digits}f} to {high:.{digits}f})"
         out.append(f'<rect class="bar" x="{label_width}" y="{_f(y + 5)}" width="{_f(x_of(value) - label_width)}" '
                    f'height="{row_height - 10}" fill="{BAR_COLOUR}"><title>{escape(tip)}</title></rect>')
-        shown = f"{value:.{digits}f}"
+        value_text = f"{value:.{digits}f}"
         if low is not None and high is not None:
             x1, x2 = x_of(low), x_of(high)
             out.append(f'<path class="whisker" d="M{_f(x1)} {_f(mid)}H{_f(x2)}M{_f(x1)} {_f(mid - 6)}V{_f(mid + 6)}'
                        f'M{_f(x2)} {_f(mid - 6)}V{_f(mid + 6)}" stroke="#111" stroke-width="1.5" fill="none"/>')
-            shown += f" [{low:.{digits}f}, {high:.{digits}f}]"
-        out.append(_text(label_width + plot_width + 8, mid + 4, shown))
+            value_text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+        out.append(_text(label_width + plot_width + 8, mid + 4, value_text))
     out.append("</svg>")
     return "\n".join(out)
 
