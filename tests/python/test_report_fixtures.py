@@ -19,6 +19,7 @@ import pathlib
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -127,13 +128,32 @@ def write_all(target: pathlib.Path) -> None:
         write_run(target / name, shift, seed)
 
 
+def assert_same_json(committed, fresh, where: str) -> None:
+    """Compare two JSON values, floats to 1e-9 relative, since the mixed-model fit may move in the last bits."""
+    if isinstance(committed, dict):
+        assert isinstance(fresh, dict) and sorted(committed) == sorted(fresh), where
+        for key in committed:
+            assert_same_json(committed[key], fresh[key], f"{where}.{key}")
+    elif isinstance(committed, list):
+        assert isinstance(fresh, list) and len(committed) == len(fresh), where
+        for i, (a, b) in enumerate(zip(committed, fresh)):
+            assert_same_json(a, b, f"{where}[{i}]")
+    elif isinstance(committed, float):
+        assert fresh == pytest.approx(committed, rel=1e-9, abs=1e-12), where
+    else:
+        assert committed == fresh, where
+
+
 def test_fixtures_match_generator(tmp_path):
     write_all(tmp_path)
+    stale = f"is stale: rerun {pathlib.Path(__file__).name} as a script"
     for name in RUNS:
-        for file_name in ["results.jsonl", "summary.json"]:
-            committed = (FIXTURES / name / file_name).read_text(encoding="utf-8")
-            fresh = (tmp_path / name / file_name).read_text(encoding="utf-8")
-            assert committed == fresh, f"{name}/{file_name} is stale: rerun {pathlib.Path(__file__).name}"
+        committed = (FIXTURES / name / "results.jsonl").read_text(encoding="utf-8")
+        fresh = (tmp_path / name / "results.jsonl").read_text(encoding="utf-8")
+        assert committed == fresh, f"{name}/results.jsonl {stale}"
+        committed = json.loads((FIXTURES / name / "summary.json").read_text(encoding="utf-8"))
+        fresh = json.loads((tmp_path / name / "summary.json").read_text(encoding="utf-8"))
+        assert_same_json(committed, fresh, f"{name}/summary.json {stale}: ")
 
 
 if __name__ == "__main__":
