@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "medfair.commands.audit",
     "medfair.commands.info",
     "medfair.commands.lint_templates",
+    "medfair.commands.report",
 ]
 
 
