@@ -13,7 +13,6 @@ apt_packages=(
   cmake ninja-build g++ clang libclang-rt-14-dev pkg-config ccache
   libsentencepiece-dev libfmt-dev libeigen3-dev catch2 nlohmann-json3-dev
   libboost-math-dev libcurl4-openssl-dev libpcre2-dev libcsv-dev libsqlite3-dev libssl-dev libicu-dev
-  libboost-math-dev libcurl4-openssl-dev libpcre2-dev libcsv-dev libsqlite3-dev libicu-dev
   # Headless browser for the report tests (tests/python/test_report_chromium.py).
   chromium
 )
