@@ -1,6 +1,6 @@
 // libFuzzer target: the CSV reader and the option-list parser. Every input
-// must either parse or throw medfair::Error, and every reported position
-// must lie inside the text.
+// must either parse or throw medfair::Error, and looking up the position of
+// every parsed cell must return a valid 1-based line and column.
 
 #include <cstddef>
 #include <cstdint>
