@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <set>
 #include <tuple>
 
@@ -188,6 +189,16 @@ Locator cell_locator(const io::CsvTable& table, std::size_t row, std::size_t col
   };
 }
 
+// UTF-8 bytes that the escape \uXXXX stands for. A high surrogate counts
+// the whole 4-byte pair, so the low surrogate that follows adds nothing.
+std::size_t utf8_length(unsigned code_unit) {
+  if (code_unit < 0x80) return 1;
+  if (code_unit < 0x800) return 2;
+  if (code_unit >= 0xD800 && code_unit < 0xDC00) return 4;
+  if (code_unit >= 0xDC00 && code_unit < 0xE000) return 0;
+  return 3;
+}
+
 // Byte offset in a raw JSON line of byte `decoded` of the string value that
 // starts (at its opening quote) at `quote`.
 std::size_t raw_json_offset(std::string_view line, std::size_t quote, std::size_t decoded) {
@@ -196,8 +207,8 @@ std::size_t raw_json_offset(std::string_view line, std::size_t quote, std::size_
   while (raw < line.size() && produced < decoded && line[raw] != '"') {
     if (line[raw] == '\\' && raw + 1 < line.size()) {
       if (line[raw + 1] == 'u' && raw + 5 < line.size()) {
-        unsigned value = static_cast<unsigned>(std::stoul(std::string(line.substr(raw + 2, 4)), nullptr, 16));
-        produced += value < 0x80 ? 1 : value < 0x800 ? 2 : (value >= 0xD800 && value < 0xDC00) ? 4 : (value >= 0xDC00 && value < 0xE000) ? 0 : 3;
+        unsigned value = static_cast<unsigned>(std::strtoul(std::string(line.substr(raw + 2, 4)).c_str(), nullptr, 16));
+        produced += utf8_length(value);
         raw += 6;
       } else {
         produced += 1;

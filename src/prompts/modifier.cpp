@@ -138,28 +138,31 @@ std::vector<const Vignette*> PromptModifier::pick_examples(const Task& task, con
     all.push_back(&other);
     if (!vignette.group.empty() && other.group == vignette.group) same_group.push_back(&other);
   }
+
   auto& pool = same_group.size() >= options_.shots ? same_group : all;
   if (pool.size() < options_.shots) {
     throw ConfigError(fmt::format("few-shot prompts for task {} need {} solved examples besides vignette {}, but only {} "
                                   "have reference answers; lower shots or add reference answers",
                                   task.name, options_.shots, vignette.id, pool.size()));
   }
+
   SplitMix64 rng(derive_seed(options_.seed, "examples/" + task.name + "/" + vignette.id));
   // As in Q-Pain's design, the examples show each reference answer once
   // (for example one No and one Yes) before repeating any.
   std::map<std::string, std::vector<const Vignette*>> by_answer;
   for (const auto* other : pool) by_answer[other->reference.at(first_stage)].push_back(other);
   std::vector<const Vignette*> chosen;
-  std::set<const Vignette*> taken;
+  std::set<const Vignette*> already_chosen;
   for (auto& [answer, members] : by_answer) {
     if (chosen.size() == options_.shots) break;
     const Vignette* pick = members[static_cast<std::size_t>(rng.below(members.size()))];
     chosen.push_back(pick);
-    taken.insert(pick);
+    already_chosen.insert(pick);
   }
+
   std::vector<const Vignette*> rest;
   for (const auto* other : pool) {
-    if (!taken.count(other)) rest.push_back(other);
+    if (!already_chosen.count(other)) rest.push_back(other);
   }
   shuffle(rest, rng);
   for (std::size_t i = 0; chosen.size() < options_.shots; ++i) chosen.push_back(rest[i]);

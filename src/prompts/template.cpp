@@ -107,6 +107,7 @@ class Parser {
       literal_ += '{';
       return i + 1;
     }
+
     std::string_view body = text_.substr(i + 1, close - i - 1);
     std::string_view head = body.substr(0, body.find('.'));
     std::string_view tail = body.find('.') == std::string_view::npos ? std::string_view() : body.substr(body.find('.') + 1);
@@ -118,12 +119,14 @@ class Parser {
       literal_ += source;
       return close + 1;
     }
+
     Slot slot;
     slot.capitalize = is_upper(head[0]);
     std::string key(head);
     key[0] = to_lower(key[0]);
     slot.source_text = source;
     slot.offset = i;
+
     if (key == "name") {
       slot.kind = SlotKind::name;
       if (has_dot) issue(i, "unknown-slot", fmt::format("{} has a form, but name slots take none; write {{name}}", source));
@@ -151,6 +154,7 @@ class Parser {
       literal_ += '[';
       return i + 1;
     }
+
     std::string_view body = text_.substr(i + 1, close - i - 1);
     std::string source(text_.substr(i, close - i + 1));
     if (!is_identifier(body)) {
@@ -158,12 +162,14 @@ class Parser {
       literal_ += source;
       return close + 1;
     }
+
     Slot slot;
     slot.source_text = source;
     slot.offset = i;
     slot.capitalize = is_upper(body[0]);
     std::string word(body);
     for (auto& ch : word) ch = to_lower(ch);
+
     if (word == "subject" || word == "subjective") {
       slot.kind = SlotKind::pronoun;
       slot.key = "subject";

@@ -6,6 +6,7 @@
 
 #include "bindings.hpp"
 #include "medfair/error.hpp"
+#include "medfair/io/csv.hpp"
 #include "medfair/prompts/catalog.hpp"
 #include "medfair/prompts/lint.hpp"
 #include "medfair/prompts/loaders.hpp"
@@ -249,6 +250,11 @@ void bind_prompts(py::module_& m) {
       .def_readonly("message", &LintIssue::message)
       .def("__str__", &LintIssue::to_string)
       .def("__repr__", &LintIssue::to_string);
+
+  m.def("_read_csv", [](const std::filesystem::path& path) {
+    io::CsvTable table = io::read_csv(path);
+    return std::make_pair(table.header(), table.rows());
+  }, py::arg("path"), "Header and rows as the C++ CSV reader parses them (for tests).");
 
   m.def("lint_file", [](const std::filesystem::path& path, bool strict, const std::string& syntax,
                         const AttributeCatalog* catalog) {

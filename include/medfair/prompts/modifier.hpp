@@ -31,7 +31,7 @@ struct ModifierOptions {
   /// Values held fixed for axes that are not varied; other axes render
   /// neutrally.
   std::map<std::string, std::string> fixed;
-  /// How the grid combines axes (default intersectional).
+  /// Combination of the chosen axes in the grid (default intersectional).
   GridMode grid = GridMode::intersectional;
   /// Seed of name choice, random draws and few-shot example choice (default 0).
   std::uint64_t seed = 0;

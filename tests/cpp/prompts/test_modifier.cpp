@@ -267,3 +267,25 @@ TEST_CASE("qpain stages in export", "[prompts][modifier]") {
   // Shared prefix: the system message is the same for all variants.
   CHECK(records[0].stages[0].conversation[0] == records[7].stages[0].conversation[0]);
 }
+
+TEST_CASE("demo vignettes render in every mode", "[prompts][generic]") {
+  auto folder = std::filesystem::path(MEDFAIR_SOURCE_DIR) / "data" / "vignettes";
+  std::size_t total = 0;
+  for (const char* file : {"pain_management.jsonl", "triage.jsonl", "referral.jsonl"}) {
+    INFO(file);
+    Task task = load_generic(folder / file);
+    REQUIRE(task.vignettes.size() == 4);
+    total += task.vignettes.size();
+    for (const auto& vignette : task.vignettes) CHECK(vignette.reference.count("decision") == 1);
+
+    auto neutral = PromptModifier().neutral(task);
+    for (const auto& record : neutral) CHECK(record.prompt_text().find('{') == std::string::npos);
+
+    ModifierOptions options;
+    options.format = PromptFormat::few_shot;
+    auto few_shot = PromptModifier(options).counterfactuals(task);
+    CHECK(few_shot.size() == 4 * 8);
+    for (const auto& record : few_shot) CHECK(record.prompt_text().find(record.name) != std::string::npos);
+  }
+  CHECK(total == 12);
+}

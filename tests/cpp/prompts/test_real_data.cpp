@@ -24,7 +24,7 @@ bool contains_word(const std::string& text, const std::string& word, bool ignore
   return std::regex_search(text, std::regex(pattern, flags));
 }
 
-// All text of a record that the model sees.
+// Concatenates every message of every stage of a record.
 std::string all_text(const PromptRecord& record) {
   std::string text;
   for (const auto& stage : record.stages) {
