@@ -11,6 +11,7 @@
 #include "medfair/eval/option_scorer.hpp"
 #include "medfair/prompts/loaders.hpp"
 #include "medfair/prompts/modifier.hpp"
+#include "medfair/text/tokenizer.hpp"
 #include "test_support.hpp"
 
 using namespace medfair;
