@@ -1,6 +1,6 @@
 // BertConfig from a Hugging Face config.json, and the sentence-transformers
 // module files (modules.json, sentence_bert_config.json, Pooling config.json)
-// that say how a BERT folder turns token embeddings into sentence embeddings.
+// that define how a BERT folder turns token embeddings into sentence embeddings.
 
 #include <fmt/format.h>
 

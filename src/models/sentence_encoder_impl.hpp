@@ -34,8 +34,8 @@ struct BertWeights {
   std::vector<BertLayerWeights> layers;
 };
 
-/// What a folder's sentence-transformers files (modules.json,
-/// sentence_bert_config.json, the Pooling config) say; the defaults describe a
+/// Settings from a folder's sentence-transformers files (modules.json,
+/// sentence_bert_config.json, the Pooling config). The defaults describe a
 /// plain Hugging Face folder, which sentence-transformers mean-pools.
 struct SentenceTransformerLayout {
   std::filesystem::path transformer_dir;  ///< folder with config.json, weights and tokenizer

@@ -50,9 +50,10 @@ struct BertConfig {
   void validate(std::string_view origin) const;
 };
 
-/// How token embeddings [B, T, H] are reduced to one vector per sentence, as
-/// sentence-transformers' Pooling module names them. Several modes are
-/// concatenated in the order of this enum.
+/// Reduction of token embeddings [B, T, H] to one vector per sentence, named as
+/// in sentence-transformers' Pooling module. Several modes are concatenated in
+/// the order the Pooling config lists them (enum order for the legacy
+/// pooling_mode_* booleans).
 enum class PoolingMode {
   cls,                   ///< the first real token ([CLS])
   max,                   ///< element-wise maximum over real tokens
@@ -101,8 +102,8 @@ class SentenceEncoder {
   /// True when the model lists a Normalize module, so embeddings have unit L2 norm.
   bool normalizes() const;
 
-  /// Token ids of one sentence as the encoder sees it: [CLS], the WordPiece
-  /// tokens truncated to max_length() - 2, [SEP].
+  /// Tokenizes one sentence into the ids encode() feeds the encoder: [CLS], the
+  /// WordPiece tokens truncated to max_length() - 2, [SEP].
   std::vector<int32_t> tokenize(std::string_view sentence) const;
 
   /// Embeds sentences. Returns [N, D] float32 in input order, L2-normalised
@@ -126,8 +127,9 @@ class SentenceEncoder {
   std::shared_ptr<const Impl> impl_;
 };
 
-/// Cosine similarity of two vectors of equal length (any floating dtype).
-/// Throws ConfigError when the shapes differ or are not 1-D.
+/// Cosine similarity of two vectors of equal length (any floating dtype),
+/// computed in float64; 0 when either vector has zero norm. Throws ConfigError
+/// when the shapes differ or are not 1-D.
 double cosine(const at::Tensor& a, const at::Tensor& b);
 
 /// Cosine similarities [N, M] between the rows of a [N, D] and b [M, D].
