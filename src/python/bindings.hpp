@@ -50,6 +50,7 @@ namespace py = pybind11;
 void bind_base(py::module_& m);
 void bind_models(py::module_& m);
 void bind_text(py::module_& m);
+void bind_encoder(py::module_& m);
 void bind_stats(py::module_& m);
 void bind_prompts(py::module_& m);
 void bind_io(py::module_& m);

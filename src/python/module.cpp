@@ -6,6 +6,7 @@ PYBIND11_MODULE(_core, m) {
   medfair::python::bind_base(m);
   medfair::python::bind_models(m);
   medfair::python::bind_text(m);
+  medfair::python::bind_encoder(m);
   medfair::python::bind_stats(m);
   medfair::python::bind_prompts(m);
   medfair::python::bind_io(m);
