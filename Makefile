@@ -32,11 +32,14 @@ test-cpp:
 test-python:
 	eval "$$($(PYTHON) scripts/asset_paths.py)" && PYTHONPATH=python $(PYTHON) -m pytest -q tests/python
 
+# Installs the medfair package (extension, CLI) into $(VENV); this builds the
+# extension once more, in build/wheel.
 install: deps
 	$(VENV)/bin/pip install -q --no-build-isolation .
 
-demo: install
-	eval "$$($(PYTHON) scripts/asset_paths.py)" && $(VENV)/bin/medfair demo
+# Runs the main job from the in-tree build, so it needs no second compile.
+demo: build
+	PYTHONPATH=python $(PYTHON) -m medfair demo --out demo
 
 clean:
 	rm -rf build

@@ -15,6 +15,7 @@ import sys
 # Subcommand modules, in the order ``medfair --help`` lists them.
 COMMAND_MODULES = [
     "medfair.commands.audit",
+    "medfair.commands.demo",
     "medfair.commands.info",
     "medfair.commands.lint_templates",
     "medfair.commands.report",

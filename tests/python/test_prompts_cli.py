@@ -42,7 +42,7 @@ def test_lint_errors_exit_nonzero(tmp_path):
 
 
 def test_lint_clean_vignettes():
-    files = sorted(str(path) for path in (REPO / "data" / "vignettes").glob("*.jsonl"))
+    files = sorted(str(path) for path in (REPO / "python" / "medfair" / "data" / "vignettes").glob("*.jsonl"))
     assert files
     result = run_lint("--strict", *files)
     assert result.returncode == 0, result.stdout

@@ -269,7 +269,7 @@ TEST_CASE("qpain stages in export", "[prompts][modifier]") {
 }
 
 TEST_CASE("demo vignettes render in every mode", "[prompts][generic]") {
-  auto folder = std::filesystem::path(MEDFAIR_SOURCE_DIR) / "data" / "vignettes";
+  auto folder = std::filesystem::path(MEDFAIR_SOURCE_DIR) / "python" / "medfair" / "data" / "vignettes";
   std::size_t total = 0;
   for (const char* file : {"pain_management.jsonl", "triage.jsonl", "referral.jsonl"}) {
     INFO(file);
