@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prompting", default="zero-shot", choices=["zero-shot", "few-shot", "cot"],
                         help="prompt format (default: zero-shot)")
     parser.add_argument("--axes", default="", help="comma-separated axes to vary (default: the task's, race,gender)")
+    parser.add_argument("--vignettes", default="", help="comma-separated vignette ids to audit (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of names and few-shot examples (default: 0)")
     parser.add_argument("--shots", type=int, default=2, help="solved examples in few-shot prompts (default: 2)")
     parser.add_argument("--batch-size", type=int, default=16, help="rows per forward pass (default: 16)")
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         prompting=args.prompting,
         axes=[a for a in args.axes.split(",") if a],
+        vignettes=[v for v in args.vignettes.split(",") if v],
         seed=args.seed,
         shots=args.shots,
         batch_size=args.batch_size,
