@@ -57,11 +57,11 @@ class AuditReport:
         return pd.DataFrame(rows)
 
     def metrics(self, question: str | None = None, level: str = "intersectional") -> dict[str, Any]:
-        """The level's metric keys (max gaps, per-vignette gaps, flip rate, tests); see docs/metrics.md."""
+        """Return the metric keys of one level (max gaps, per-vignette gaps, flip rate, tests), as in docs/metrics.md."""
         return self._level(self._question(question), level)["metrics"]
 
     def max_gap(self, question: str | None = None, level: str = "intersectional") -> dict[str, Any]:
-        """The headline: the largest difference in the target option's mean probability between groups."""
+        """Return the headline: the largest difference in the target option's mean probability between groups."""
         report = self._question(question)
         metrics = self._level(report, level)["metrics"]
         prefix = f"p/{report['target_option']}/max_gap"
