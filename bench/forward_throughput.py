@@ -32,15 +32,24 @@ def qpain_prompts(data_dir: pathlib.Path) -> list[str]:
     return prompts
 
 
-def time_per_prompt(run, batches, repeats: int) -> float:
-    run(batches[0])  # warm-up: first-call allocations and kernel selection
-    best = float("inf")
+def time_per_prompt(runs, batches, repeats: int) -> list[float]:
+    """Return the best seconds per prompt of each run function.
+
+    The functions alternate prompt by prompt, so a change in machine load
+    during the measurement affects every side alike.
+    """
+    for run in runs:
+        run(batches[0])  # warm-up: first-call allocations and kernel selection
+    best = [float("inf")] * len(runs)
     for _ in range(repeats):
-        start = time.perf_counter()
+        totals = [0.0] * len(runs)
         for ids in batches:
-            run(ids)
-        best = min(best, time.perf_counter() - start)
-    return best / len(batches)
+            for i, run in enumerate(runs):
+                start = time.perf_counter()
+                run(ids)
+                totals[i] += time.perf_counter() - start
+        best = [min(b, t) for b, t in zip(best, totals)]
+    return [b / len(batches) for b in best]
 
 
 def main() -> int:
@@ -73,8 +82,7 @@ def main() -> int:
         with torch.inference_mode():
             return reference(ids).logits
 
-    medfair_seconds = time_per_prompt(run_medfair, batches, args.repeats)
-    reference_seconds = time_per_prompt(run_transformers, batches, args.repeats)
+    medfair_seconds, reference_seconds = time_per_prompt([run_medfair, run_transformers], batches, args.repeats)
     print(f"prompts: {len(batches)} Q-Pain vignettes, {tokens / len(batches):.0f} tokens on average; threads: {args.threads}")
     print(f"medfair       {1 / medfair_seconds:8.2f} prompts/s")
     print(f"transformers  {1 / reference_seconds:8.2f} prompts/s")

@@ -106,7 +106,14 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& a
   at::Tensor cos = angles.cos().to(m.dtype);
   at::Tensor sin = angles.sin().to(m.dtype);
   at::Tensor key_mask = use_cache ? at::cat({cache->mask, mask}, 1) : mask;               // [B, P+T]
-  at::Tensor attn_mask = detail::attention_mask(key_mask, past, tokens);                  // [B, 1, T, P+T]
+
+  // Without padding, attention needs no explicit mask when there is no cache
+  // (plain causal) or one new token (it sees every key), and SDPA can then
+  // use its fused kernels instead of the masked reference path.
+  const bool no_padding = key_mask.all().item<bool>();
+  const bool causal_only = no_padding && past == 0 && tokens > 1;
+  at::Tensor attn_mask;                                                                   // [B, 1, T, P+T]
+  if (!no_padding || (past > 0 && tokens > 1)) attn_mask = detail::attention_mask(key_mask, past, tokens);
 
   // Token embedding.
   at::Tensor x = at::embedding(m.weights.token_embedding, ids);  // [B, T, D]
@@ -133,8 +140,10 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& a
       cache->keys[layer_index] = k;
       cache->values[layer_index] = v;
     }
-    at::Tensor attended = at::scaled_dot_product_attention(q, k, v, attn_mask, 0.0, false, std::nullopt,
-                                                           /*enable_gqa=*/c.n_head != c.n_head_kv);
+    at::Tensor attended =
+        at::scaled_dot_product_attention(q, k, v, attn_mask.defined() ? std::optional<at::Tensor>(attn_mask) : std::nullopt,
+                                         0.0, /*is_causal=*/causal_only, std::nullopt,
+                                         /*enable_gqa=*/c.n_head != c.n_head_kv);
     attended = attended.transpose(1, 2).reshape({batch, tokens, c.n_head * c.head_dim});
     x = x + layer.o_proj.forward(attended);
 
