@@ -26,6 +26,8 @@ DATA = pathlib.Path(os.environ.get("MEDFAIR_SHARED_DATA", REPO.parent / "shared"
 VIGNETTE_COUNT = 3
 BOOTSTRAP = 200
 KILL_SEEDS = [11, 23, 37, 41]
+# Seconds from the first appended set to the end of each reference run.
+SPAN: dict[pathlib.Path, float] = {}
 
 CHILD = """
 import json, logging, sys
@@ -66,50 +68,64 @@ def vignettes() -> list[str]:
     return [vignette.id for vignette in task.vignettes][:VIGNETTE_COUNT]
 
 
+def _start(out: pathlib.Path, vignettes: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(_command(out, vignettes), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_results(process: subprocess.Popen, out: pathlib.Path) -> float:
+    """Wait until results.jsonl exists (or the process ends); return the time."""
+    deadline = time.monotonic() + 600
+    while not (out / "results.jsonl").exists() and process.poll() is None:
+        assert time.monotonic() < deadline, "results.jsonl never appeared"
+        time.sleep(0.01)
+    return time.monotonic()
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, vignettes) -> pathlib.Path:
-    """An uninterrupted run, with the time it took."""
+    """An uninterrupted run."""
     out = tmp_path_factory.mktemp("reference")
-    started = time.monotonic()
-    result = _run(out, vignettes)
-    assert result.returncode == 0, result.stderr[-4000:]
-    (out / "elapsed").write_text(str(time.monotonic() - started))
+    process = _start(out, vignettes)
+    first_set = _wait_for_results(process, out)
+    _, stderr = process.communicate(timeout=900)
+    assert process.returncode == 0, stderr[-4000:]
+    SPAN[out] = time.monotonic() - first_set
     return out
 
 
-def _kill_at_random(out: pathlib.Path, vignettes: list[str], rng: random.Random, span: float) -> str:
-    """Start a run and SIGKILL it a random delay after results.jsonl appears.
+def _kill_at_random(out: pathlib.Path, vignettes: list[str], delay: float) -> tuple[bool, str]:
+    """Start a run and SIGKILL it `delay` seconds after results.jsonl appears.
 
-    Returns where the kill landed, for the failure message.
+    Returns whether the kill landed before the run ended, and a description
+    for failure messages.
     """
-    process = subprocess.Popen(_command(out, vignettes), env=_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = _start(out, vignettes)
     try:
-        deadline = time.monotonic() + 600
-        while not (out / "results.jsonl").exists() and process.poll() is None:
-            assert time.monotonic() < deadline, "results.jsonl never appeared"
-            time.sleep(0.01)
-        delay = rng.uniform(0.0, span)
+        _wait_for_results(process, out)
         time.sleep(delay)
-        finished = process.poll() is not None
-        if not finished:
+        killed = process.poll() is None
+        if killed:
             process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    lines = len((out / "results.jsonl").read_text(encoding="utf-8").splitlines()) if (out / "results.jsonl").exists() else 0
-    return f"delay {delay:.2f} s, {'finished first' if finished else 'killed'}, {lines} lines on disk"
+    results = out / "results.jsonl"
+    lines = len(results.read_bytes().splitlines()) if results.exists() else 0
+    return killed, f"killed {delay:.2f} s after results.jsonl appeared, {lines} lines on disk"
 
 
 @pytest.mark.parametrize("seed", KILL_SEEDS)
 def test_audit_sigkill_resume(tmp_path, reference, vignettes, seed):
-    rng = random.Random(seed)
-    # Kill somewhere between the first appended set and the end of a full run.
-    span = float((reference / "elapsed").read_text()) * 0.6
+    # Kill between the first appended set and shortly before an uninterrupted
+    # run would end, so the kill lands mid-run.
+    span = SPAN[reference]
+    delay = random.Random(seed).uniform(0.0, 0.8 * span)
     out = tmp_path / "run"
-    where = _kill_at_random(out, vignettes, rng, span)
+    killed, where = _kill_at_random(out, vignettes, delay)
+    assert killed, f"the run ended before the kill ({where}); the test did not interrupt it"
     result = _run(out, vignettes)
     assert result.returncode == 0, f"{where}: {result.stderr[-4000:]}"
     assert _records(out) == _records(reference), where

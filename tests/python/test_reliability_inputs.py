@@ -1,4 +1,4 @@
-"""Bad model folders and run files: each raises the documented error class and message.
+"""Bad model config.json files: each raises the documented error class and message.
 
 The rows of docs/reliability.md that name this file point at these tests.
 """
