@@ -134,3 +134,10 @@ TEST_CASE("gguf vocab errors", "[text][errors]") {
   MEDFAIR_CHECK_THROWS(BpeTokenizer::from_gguf_vocab(vocab), medfair::FormatError,
                        Contains("add_bos_token is set but bos_token_id is missing"));
 }
+
+// nlohmann raises out_of_range, not parse_error, for a number beyond the range
+// of double; found with fuzz_tokenizer_json after fuzz_jsonl hit it.
+TEST_CASE("tokenizer json number overflow", "[text][errors]") {
+  MEDFAIR_CHECK_THROWS(BpeTokenizer::from_tokenizer_json_string(R"({"model": 1e999})", "t.json"), medfair::FormatError,
+                       Contains("t.json: invalid JSON") && Contains("number overflow parsing '1e999'"));
+}
