@@ -31,6 +31,10 @@ std::vector<JsonlRecord> parse_jsonl(std::string_view text, const std::string& s
         auto column = position_of(line, byte).column;
         throw FormatError(fmt::format("{}:{}:{}: invalid JSON ({}); each line must hold one complete JSON value",
                                       source, line_number, column, error.what()));
+      } catch (const nlohmann::json::out_of_range& error) {
+        // A number beyond the range of double (1e999) raises out_of_range, not parse_error.
+        throw FormatError(fmt::format("{}:{}: invalid JSON ({}); each line must hold one complete JSON value",
+                                      source, line_number, error.what()));
       }
     }
     if (end == text.size()) break;

@@ -99,6 +99,9 @@ class HeaderParser {
       header = nlohmann::json::parse(text.begin(), text.end());
     } catch (const nlohmann::json::parse_error& e) {
       fail(fmt::format("not valid JSON ({})", e.what()));
+    } catch (const nlohmann::json::out_of_range& e) {
+      // A number beyond the range of double (1e999) raises out_of_range, not parse_error.
+      fail(fmt::format("not valid JSON ({})", e.what()));
     }
     if (!header.is_object()) fail(fmt::format("expected a JSON object, found {}", header.type_name()));
 
@@ -318,6 +321,8 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
   try {
     return nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
+    throw FormatError(fmt::format("{}: not valid JSON ({})", path.string(), e.what()));
+  } catch (const nlohmann::json::out_of_range& e) {
     throw FormatError(fmt::format("{}: not valid JSON ({})", path.string(), e.what()));
   }
 }

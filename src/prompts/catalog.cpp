@@ -190,6 +190,9 @@ AttributeCatalog AttributeCatalog::load(const std::filesystem::path& path) {
     auto position = io::position_of(body, error.byte > 0 ? error.byte - 1 : 0);
     throw FormatError(fmt::format("{}:{}:{}: invalid JSON ({})", path.string(), position.line, position.column,
                                   error.what()));
+  } catch (const nlohmann::json::out_of_range& error) {
+    // A number beyond the range of double (1e999) raises out_of_range, not parse_error.
+    throw FormatError(fmt::format("{}: invalid JSON ({})", path.string(), error.what()));
   }
   return from_json(json, path.string());
 }

@@ -201,6 +201,9 @@ nlohmann::json parse_json(std::string_view text, std::string_view origin) {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw FormatError(fmt::format("{}: invalid JSON at byte {}: {}", origin, e.byte, e.what()));
+  } catch (const nlohmann::json::out_of_range& e) {
+    // A number beyond the range of double (1e999) raises out_of_range, not parse_error.
+    throw FormatError(fmt::format("{}: invalid JSON: {}", origin, e.what()));
   }
 }
 

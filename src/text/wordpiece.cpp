@@ -447,7 +447,12 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::filesystem::path& path
     throw FormatError(fmt::format("{}: missing \"model\" object; a tokenizer.json has the vocabulary under \"model\"",
                                   origin));
   }
-  const std::string type = detail::json_string(root["model"], "type", std::string());
+  std::string type;
+  try {
+    type = detail::json_string(root["model"], "type", std::string());
+  } catch (const json::exception& e) {
+    throw FormatError(fmt::format("{}: unexpected tokenizer.json structure: {}", origin, e.what()));
+  }
   if (type == "BPE") return BpeTokenizer::from_tokenizer_json_string(text, origin);
   if (type == "WordPiece") return WordPieceTokenizer::from_tokenizer_json(path);
   throw ConfigError(fmt::format("{}: model type {:?} is not supported; expected \"BPE\" or \"WordPiece\" (load "

@@ -2,10 +2,8 @@
 // through the chat and completions parsers and continuation scoring. Any
 // exception other than medfair::Error, any crash or sanitizer report is a bug.
 //
-// Build by hand (clang 14, from the repository root):
-//   clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -DFMT_HEADER_ONLY=1 -Iinclude \
-//     tests/fuzz/fuzz_http_response.cpp src/net/*.cpp src/base/log.cpp -lcurl -o build/fuzz_http_response
-//   build/fuzz_http_response -max_total_time=60 tests/fuzz/corpus/http_response
+// `make fuzz` builds it with the other targets (tests/fuzz/CMakeLists.txt) and
+// runs it on a copy of tests/fuzz/corpus/http_response.
 
 #include <cstddef>
 #include <cstdint>

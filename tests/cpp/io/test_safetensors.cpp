@@ -249,3 +249,21 @@ TEST_CASE("mapped file bounds", "[mapped_file]") {
   CHECK(empty.size() == 0);
   CHECK_THROWS_AS(empty.bytes(0, 1), FormatError);
 }
+
+// nlohmann raises out_of_range, not parse_error, for a number beyond the range
+// of double. fuzz_jsonl found this in parse_jsonl, and the same input crashed
+// the safetensors header and index readers.
+TEST_CASE("safetensors header number overflow", "[safetensors]") {
+  const auto shape = write_raw("overflow_shape.safetensors", R"({"a": {"dtype": "F32", "shape": [1e999], "data_offsets": [0, 4]}})", 4);
+  CHECK_THROWS_AS(SafetensorsFile::open(shape), FormatError);
+  CHECK_THAT(open_error(shape), Contains("not valid JSON") && Contains("number overflow parsing '1e999'"));
+
+  const auto metadata = write_raw("overflow_metadata.safetensors", R"({"__metadata__": {"x": 1e999}})", 0);
+  CHECK_THAT(open_error(metadata), Contains("number overflow parsing '1e999'"));
+
+  const auto folder = scratch("overflow_index");
+  std::filesystem::create_directories(folder);
+  write_file_atomic(folder / "model.safetensors.index.json", R"({"weight_map": {}, "metadata": {"total_size": 1e999}})");
+  CHECK_THROWS_AS(SafetensorsFolder::open(folder), FormatError);
+  CHECK_THROWS_WITH(SafetensorsFolder::open(folder), Contains("model.safetensors.index.json: not valid JSON"));
+}

@@ -79,3 +79,16 @@ TEST_CASE("jsonl round trip", "[io][jsonl]") {
   REQUIRE(parsed.size() == 2);
   CHECK(parsed[1].line == 3);
 }
+
+// Found by fuzz_jsonl: a number beyond the range of double made parse_jsonl
+// throw nlohmann's out_of_range instead of FormatError. The fuzzer's input is
+// kept in tests/fuzz/regressions/.
+TEST_CASE("jsonl number overflow", "[io][jsonl]") {
+  CHECK_THROWS_AS(parse_jsonl("{\"a\": 1}\n{\"x\": 1e999}\n", "n.jsonl"), medfair::FormatError);
+  CHECK_THROWS_WITH(parse_jsonl("{\"a\": 1}\n{\"x\": 1e999}\n", "n.jsonl"),
+                    Catch::Contains("n.jsonl:2: invalid JSON") && Catch::Contains("number overflow parsing '1e999'"));
+
+  const auto fuzz_input = std::filesystem::path(MEDFAIR_SOURCE_DIR) / "tests/fuzz/regressions/jsonl_number_overflow.jsonl";
+  CHECK_THROWS_AS(read_jsonl(fuzz_input), medfair::FormatError);
+  CHECK_THROWS_WITH(read_jsonl(fuzz_input), Catch::Contains("jsonl_number_overflow.jsonl:4: invalid JSON"));
+}

@@ -1,10 +1,14 @@
 // Template parsing and rendering in the three slot syntaxes.
 
+#include <fstream>
+
 #include <catch2/catch.hpp>
 
 #include "medfair/error.hpp"
 #include "medfair/prompts/lint.hpp"
 #include "medfair/prompts/template.hpp"
+#include "medfair/prompts/catalog.hpp"
+#include "test_support.hpp"
 
 using namespace medfair::prompts;
 
@@ -117,4 +121,14 @@ TEST_CASE("lint name missing from question", "[prompts][lint]") {
   REQUIRE(issues.size() == 1);
   CHECK(issues[0].code == "slot-mismatch");
   CHECK(issues[0].message.find("write Patient D in the question") != std::string::npos);
+}
+
+// nlohmann raises out_of_range, not parse_error, for a number beyond the range
+// of double; the catalog reader used to let it escape.
+TEST_CASE("catalog number overflow", "[prompts][catalog]") {
+  const auto path = medfair::test::scratch_dir("prompts_catalog") / "overflow.json";
+  std::ofstream(path, std::ios::binary) << R"({"axes": {"age": {"values": [1e999]}}})";
+  CHECK_THROWS_AS(AttributeCatalog::load(path), medfair::FormatError);
+  CHECK_THROWS_WITH(AttributeCatalog::load(path),
+                    Catch::Contains("overflow.json: invalid JSON") && Catch::Contains("number overflow parsing '1e999'"));
 }

@@ -134,3 +134,22 @@ TEST_CASE("gguf vocab errors", "[text][errors]") {
   MEDFAIR_CHECK_THROWS(BpeTokenizer::from_gguf_vocab(vocab), medfair::FormatError,
                        Contains("add_bos_token is set but bos_token_id is missing"));
 }
+
+// nlohmann raises out_of_range, not parse_error, for a number beyond the range
+// of double; found with fuzz_tokenizer_json after fuzz_jsonl hit it.
+TEST_CASE("tokenizer json number overflow", "[text][errors]") {
+  MEDFAIR_CHECK_THROWS(BpeTokenizer::from_tokenizer_json_string(R"({"model": 1e999})", "t.json"), medfair::FormatError,
+                       Contains("t.json: invalid JSON") && Contains("number overflow parsing '1e999'"));
+}
+
+// Found by fuzz_tokenizer_json: a non-string "model.type" made
+// load_tokenizer_json throw nlohmann's type_error instead of FormatError. The
+// fuzzer's input is kept in tests/fuzz/regressions/.
+TEST_CASE("tokenizer json model type not string", "[text][errors]") {
+  const auto path = write_scratch("type_array.json", R"({"model": {"type": ["a b"]}})");
+  MEDFAIR_CHECK_THROWS(medfair::text::load_tokenizer_json(path), medfair::FormatError,
+                       Contains("unexpected tokenizer.json structure") && Contains("type must be string, but is array"));
+  const auto fuzz_input =
+      std::filesystem::path(MEDFAIR_SOURCE_DIR) / "tests/fuzz/regressions/tokenizer_json_model_type_array.json";
+  CHECK_THROWS_AS(medfair::text::load_tokenizer_json(fuzz_input), medfair::FormatError);
+}
