@@ -94,15 +94,24 @@ def reference(tmp_path_factory, vignettes) -> pathlib.Path:
     return out
 
 
-def _kill_at_random(out: pathlib.Path, vignettes: list[str], delay: float) -> tuple[bool, str]:
-    """Start a run and SIGKILL it `delay` seconds after results.jsonl appears.
+def _line_count(path: pathlib.Path) -> int:
+    return len(path.read_bytes().splitlines()) if path.exists() else 0
 
-    Returns whether the kill landed before the run ended, and a description
-    for failure messages.
+
+def _kill_at_random(out: pathlib.Path, vignettes: list[str], lines_before: int, delay: float) -> tuple[bool, str]:
+    """Start a run and SIGKILL it `delay` seconds after results.jsonl holds `lines_before` lines.
+
+    Waiting for progress rather than for a fixed time keeps the kill inside
+    the run however fast the machine is. Returns whether the kill landed
+    before the run ended, and a description for failure messages.
     """
     process = _start(out, vignettes)
+    results = out / "results.jsonl"
     try:
-        _wait_for_results(process, out)
+        deadline = time.monotonic() + 900
+        while _line_count(results) < lines_before and process.poll() is None:
+            assert time.monotonic() < deadline, f"results.jsonl never reached {lines_before} lines"
+            time.sleep(0.01)
         time.sleep(delay)
         killed = process.poll() is None
         if killed:
@@ -112,19 +121,24 @@ def _kill_at_random(out: pathlib.Path, vignettes: list[str], delay: float) -> tu
         if process.poll() is None:
             process.kill()
             process.wait()
-    results = out / "results.jsonl"
-    lines = len(results.read_bytes().splitlines()) if results.exists() else 0
-    return killed, f"killed {delay:.2f} s after results.jsonl appeared, {lines} lines on disk"
+    return killed, f"killed {delay:.2f} s after {lines_before} lines, {_line_count(results)} lines on disk"
 
 
 @pytest.mark.parametrize("seed", KILL_SEEDS)
 def test_audit_sigkill_resume(tmp_path, reference, vignettes, seed):
-    # Kill between the first appended set and shortly before an uninterrupted
-    # run would end, so the kill lands mid-run.
-    span = SPAN[reference]
-    delay = random.Random(seed).uniform(0.0, 0.8 * span)
+    # Kill after one or two of the three counterfactual sets, a random part of
+    # the way into the next one, so the kill lands mid-run and often mid-set.
+    rng = random.Random(seed)
+    lines_per_set = len(_records(reference)) // VIGNETTE_COUNT
+    sets_done = rng.choice([1, 2])
+    seconds_per_set = SPAN[reference] / (VIGNETTE_COUNT - 1)
+    delay = rng.uniform(0.0, 0.5 * seconds_per_set)
     out = tmp_path / "run"
-    killed, where = _kill_at_random(out, vignettes, delay)
+    killed, where = _kill_at_random(out, vignettes, sets_done * lines_per_set, delay)
+    if not killed:
+        # The machine sped up past the measured span: kill right at the boundary.
+        shutil.rmtree(out)
+        killed, where = _kill_at_random(out, vignettes, sets_done * lines_per_set, 0.0)
     assert killed, f"the run ended before the kill ({where}); the test did not interrupt it"
     result = _run(out, vignettes)
     assert result.returncode == 0, f"{where}: {result.stderr[-4000:]}"

@@ -53,11 +53,11 @@ TEST_CASE("healer slots parse", "[prompts][template]") {
 }
 
 TEST_CASE("neutral render drops attributes", "[prompts][template]") {
-  auto tmpl = Template::parse("Patient D is a 62-year-old [race] [gender]. [subject] was cooking when [subject] "
+  auto tmpl = Template::parse("Patient D is a 47-year-old [race] [gender]. [subject] was gardening when [subject] "
                               "describes pain in [possessive] back. Ask Patient D.",
                               TemplateSyntax::qpain);
   CHECK(render(tmpl, catalog(), {}, "") ==
-        "The patient is a 62-year-old patient. They were cooking when they describe pain in their back. Ask the "
+        "The patient is a 47-year-old patient. They were gardening when they describe pain in their back. Ask the "
         "patient.");
 }
 
