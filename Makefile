@@ -35,6 +35,7 @@ test-python:
 # Installs the medfair package (extension, CLI) into $(VENV); this builds the
 # extension once more, in build/wheel.
 install: deps
+	rm -f python/medfair/_core*.so  # the in-tree module must not shadow the wheel's own build
 	$(VENV)/bin/pip install -q --no-build-isolation .
 
 # Runs the main job from the in-tree build, so it needs no second compile.
