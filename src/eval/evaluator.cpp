@@ -278,7 +278,7 @@ AuditResult FairnessEvaluator::run(const prompts::Task& task, const std::filesys
     std::ifstream stream(settings_path);
     nlohmann::json previous = nlohmann::json::parse(stream, nullptr, /*allow_exceptions=*/false);
     if (previous != settings) {
-      throw ConfigError(fmt::format("{} holds results of an audit with other settings ({}); use a new output folder "
+      throw ConfigError(fmt::format("{} contains results of an audit with other settings ({}); use a new output folder "
                                     "or delete that one",
                                     out_dir.string(), settings_path.string()));
     }

@@ -2,7 +2,7 @@
 //
 // For a counterfactual set, every variant's prompt is tokenized and the
 // longest common token prefix is run once. Its cache is expanded to the
-// variants, whose remaining tokens run as one right-padded batch; the logits
+// variants, whose remaining tokens run as one right-padded batch. The logits
 // at each row's last real token give the first token of every option. Options
 // longer than one token continue from a copy of their variant's cache.
 

@@ -34,16 +34,16 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return at::cat({x2.neg(), x1}, -1);
 }
 
-// Positions of the new tokens [B, T]: each real token's index among the real
-// tokens of its row, continuing from the cache; padding gets position 0.
+// Positions of the new tokens [B, T]. Each real token gets its index among the
+// real tokens of its row, continuing from the cache, and padding gets 0.
 at::Tensor token_positions(const at::Tensor& mask, const at::Tensor& start) {
   at::Tensor counts = mask.to(at::kLong).cumsum(1) - 1;
   return (start.unsqueeze(1) + counts).clamp_min(0);
 }
 
-// Boolean attention mask [B, 1, T, P+T]: query i sees key j when j is a real
-// token and j <= P + i. Every query also sees itself, so rows that belong to
-// padding never become fully masked (which would make the softmax NaN).
+// Boolean attention mask [B, 1, T, P+T]. Query i attends to key j when j is a
+// real token and j <= P + i. Every query also attends to itself, so a padding
+// row is never fully masked, because that would make its softmax NaN.
 at::Tensor attention_mask(const at::Tensor& key_mask, int64_t past, int64_t new_tokens) {
   auto options = at::TensorOptions().dtype(at::kLong).device(key_mask.device());
   at::Tensor query_index = at::arange(new_tokens, options).unsqueeze(1) + past;  // [T, 1]
@@ -86,7 +86,7 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& a
   }
   const bool use_cache = cache != nullptr && !cache->empty();
   if (use_cache && cache->batch_size() != batch) {
-    throw ConfigError(fmt::format("CausalLM.forward: the KV cache holds {} rows but input_ids has {}",
+    throw ConfigError(fmt::format("CausalLM.forward: the KV cache contains {} rows but input_ids has {}",
                                   cache->batch_size(), batch));
   }
   const int64_t past = use_cache ? cache->length() : 0;
@@ -107,8 +107,8 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& a
   at::Tensor sin = angles.sin().to(m.dtype);
   at::Tensor key_mask = use_cache ? at::cat({cache->mask, mask}, 1) : mask;               // [B, P+T]
 
-  // Without padding, attention needs no explicit mask when there is no cache
-  // (plain causal) or one new token (it sees every key), and SDPA can then
+  // Without padding, a pass with no cache is plainly causal and a single new
+  // token attends to every key. Neither needs an explicit mask, so SDPA can
   // use its fused kernels instead of the masked reference path.
   const bool no_padding = key_mask.all().item<bool>();
   const bool causal_only = no_padding && past == 0 && tokens > 1;

@@ -69,7 +69,7 @@ class CausalLM {
   const LlamaConfig& config() const;
   const text::Tokenizer& tokenizer() const;
   std::shared_ptr<const text::Tokenizer> shared_tokenizer() const;
-  /// Where the weights came from, as given to load().
+  /// Path of the weights, as given to load().
   const std::filesystem::path& source() const;
   /// "float32" or "bfloat16".
   std::string dtype() const;
@@ -80,8 +80,9 @@ class CausalLM {
 
   /// Renders a conversation through the model's chat template.
   std::string apply_chat_template(const Conversation& messages, bool add_generation_prompt = true) const;
-  /// Tokenizes a prompt that is already formatted (special tokens such as
-  /// <|im_start|> are recognised, and BOS is added when the model asks for it).
+  /// Tokenizes a prompt that is already formatted. Special tokens such as
+  /// <|im_start|> are recognised and no BOS is added, since chat templates
+  /// write their own.
   std::vector<int64_t> encode_prompt(const std::string& formatted_prompt) const;
 
   /// Runs the decoder on input_ids [B, T] (int64). attention_mask [B, T] marks

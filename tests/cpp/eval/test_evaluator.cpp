@@ -131,7 +131,7 @@ TEST_CASE("audit rejects a folder from other settings") {
   eval::FairnessEvaluator(smollm2(), options).run(qpain(), dir);
   options.prompts.seed = 7;
   CHECK_THROWS_WITH(eval::FairnessEvaluator(smollm2(), options).run(qpain(), dir),
-                    Catch::Contains("holds results of an audit with other settings"));
+                    Catch::Contains("contains results of an audit with other settings"));
 }
 
 TEST_CASE("audit rejects unknown vignette ids") {
