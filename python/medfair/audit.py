@@ -128,30 +128,60 @@ def audit(
     confidence: float = 0.95,
     dtype: str = "float32",
     progress: bool | Callable[[int, int], None] = True,
+    adapter: str | os.PathLike | None = None,
+    endpoint: str | None = None,
+    scoring: str = "logprobs",
+    samples: int = 10,
+    temperature: float = 1.0,
+    max_tokens: int = 32,
+    chat_template: str = "chatml",
+    api_key_env: str = "OPENAI_API_KEY",
 ) -> AuditReport:
     """Audit a model on a task and write results.jsonl and summary.json to ``out``.
 
     ``model`` is a .gguf file, a Hugging Face folder, a loaded CausalLM, or None
-    for the default SmolLM2-135M-Instruct. A run interrupted part way resumes
-    when called again with the same ``out`` and settings.
+    for the default SmolLM2-135M-Instruct; ``adapter`` is a LoRA adapter folder
+    to apply to it. With ``endpoint`` (an OpenAI-compatible API root such as
+    ``http://127.0.0.1:8000/v1``), ``model`` is instead the served model's name
+    and scoring happens on the server: ``scoring="logprobs"`` reads echoed
+    prompt log-probabilities from /completions (vLLM), rendering prompts with
+    ``chat_template``; ``scoring="sampled"`` samples ``samples`` answers per
+    prompt from /chat/completions and counts the options they name. A run
+    interrupted part way resumes when called again with the same ``out`` and
+    settings.
     """
     import torch
 
-    if isinstance(model, _core.CausalLM):
-        loaded = model
-    else:
-        loaded = _core.CausalLM.load(str(model) if model is not None else default_model_path(), dtype=dtype)
     task_definition = load_task(task, data) if isinstance(task, str) else task
     modifier = _core.PromptModifier(axes=list(axes), seed=seed, format=prompting.replace("-", "_"), shots=shots)
-    evaluator = _core.FairnessEvaluator(
-        loaded,
-        modifier,
-        batch_size=batch_size,
-        reuse_prefix=reuse_prefix,
-        vignettes=list(vignettes),
-        bootstrap_replicates=bootstrap_replicates,
-        confidence=confidence,
+    statistics = dict(
+        vignettes=list(vignettes), bootstrap_replicates=bootstrap_replicates, confidence=confidence
     )
+    if endpoint is not None:
+        scorer = remote_scorer(
+            endpoint,
+            model,
+            scoring=scoring,
+            samples=samples,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            chat_template=chat_template,
+            api_key_env=api_key_env,
+        )
+        evaluator = _core.FairnessEvaluator(scorer, modifier, **statistics)
+    else:
+        if isinstance(model, _core.CausalLM):
+            loaded = model
+        else:
+            path = str(model) if model is not None else default_model_path()
+            if adapter is not None:
+                loaded = _core.CausalLM.load(path, dtype=dtype, adapter=str(adapter))
+            else:
+                loaded = _core.CausalLM.load(path, dtype=dtype)
+        evaluator = _core.FairnessEvaluator(
+            loaded, modifier, batch_size=batch_size, reuse_prefix=reuse_prefix, **statistics
+        )
     out_dir = pathlib.Path(out)
     callback, bar = _progress_callback(progress)
     try:
@@ -167,6 +197,8 @@ def audit(
         settings["data_files"] = [
             {"path": str(p), "sha256": _core.sha256_file(str(p))} for p in _data_files(pathlib.Path(data))
         ]
+    if adapter is not None:
+        settings["adapter"] = str(adapter)
     settings["medfair_version"] = __version__
     settings["torch_version"] = torch.__version__
     settings["threads"] = torch.get_num_threads()
@@ -174,6 +206,31 @@ def audit(
     _write_json_atomic(out_dir / "summary.json", summary)
     records = json.loads(_core._read_results(str(out_dir / "results.jsonl")))
     return AuditReport(out_dir=out_dir, summary=summary, records=records, resumed_records=resumed)
+
+
+def remote_scorer(
+    endpoint: str,
+    model: str | os.PathLike | None,
+    scoring: str = "logprobs",
+    samples: int = 10,
+    temperature: float = 1.0,
+    max_tokens: int = 32,
+    seed: int = 0,
+    chat_template: str = "chatml",
+    api_key_env: str = "OPENAI_API_KEY",
+):
+    """Build the scorer of a served model: "logprobs" (completions with echo) or "sampled" (chat answers)."""
+    if model is None or isinstance(model, _core.CausalLM):
+        raise _core.ConfigError("an audit through an endpoint needs the served model's name as model=")
+    options = _core.EndpointOptions(
+        base_url=endpoint, model=str(model), http=_core.HttpOptions(api_key_env=api_key_env)
+    )
+    if scoring == "logprobs":
+        return _core.CompletionsOptionScorer(options, chat_template=chat_template)
+    if scoring == "sampled":
+        params = _core.GenerationParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
+        return _core.SampledOptionScorer(options, samples=samples, params=params)
+    raise _core.ConfigError(f"scoring must be 'logprobs' or 'sampled', got {scoring!r}")
 
 
 def _progress_callback(progress):

@@ -66,6 +66,10 @@ nlohmann::json make_record(const prompts::PromptRecord& prompt, const prompts::S
       {"predicted", scores.options[scores.predicted]},
   };
   record["reference"] = stage.reference.empty() ? nlohmann::json(nullptr) : nlohmann::json(stage.reference);
+  if (!scores.sample_counts.empty()) {
+    record["sample_counts"] = scores.sample_counts;
+    record["parse_failures"] = scores.parse_failures;
+  }
   return record;
 }
 
@@ -98,14 +102,12 @@ std::vector<std::string> axes_of(const AuditOptions& options, const prompts::Tas
   return options.prompts.axes.empty() ? task.axes : options.prompts.axes;
 }
 
-nlohmann::json settings_json(const CausalLM& model, const prompts::Task& task, const AuditOptions& options,
+nlohmann::json settings_json(const SetScorer& scorer, const prompts::Task& task, const AuditOptions& options,
                              const std::vector<std::string>& axes) {
   nlohmann::json values = nlohmann::json::object();
   for (const auto& [axis, list] : options.prompts.values) values[axis] = list;
-  return {
-      {"model", model.source().string()},
-      {"model_sha256", sha256_file(model.source())},
-      {"model_dtype", model.dtype()},
+  nlohmann::json settings = scorer.describe();
+  settings.update({
       {"task", task.name},
       {"prompting", std::string(prompts::format_name(options.prompts.format))},
       {"axes", axes},
@@ -114,7 +116,8 @@ nlohmann::json settings_json(const CausalLM& model, const prompts::Task& task, c
       {"seed", options.prompts.seed},
       {"shots", options.prompts.shots},
       {"vignettes", options.vignettes},
-  };
+  });
+  return settings;
 }
 
 }  // namespace
@@ -180,7 +183,11 @@ std::vector<nlohmann::json> read_results(const std::filesystem::path& path) {
 }
 
 FairnessEvaluator::FairnessEvaluator(const CausalLM& model, AuditOptions options)
-    : model_(model), options_(std::move(options)) {
+    : FairnessEvaluator(std::make_shared<OptionScorer>(model, options.scorer), std::move(options)) {}
+
+FairnessEvaluator::FairnessEvaluator(std::shared_ptr<const SetScorer> scorer, AuditOptions options)
+    : scorer_(std::move(scorer)), options_(std::move(options)) {
+  if (!scorer_) throw ConfigError("FairnessEvaluator needs a scorer, got a null pointer");
   if (options_.confidence <= 0 || options_.confidence >= 1) {
     throw ConfigError(fmt::format("AuditOptions.confidence must be in (0, 1), got {}", options_.confidence));
   }
@@ -188,16 +195,17 @@ FairnessEvaluator::FairnessEvaluator(const CausalLM& model, AuditOptions options
 
 std::vector<nlohmann::json> FairnessEvaluator::score(const std::vector<prompts::PromptRecord>& prompts,
                                                      const ProgressCallback& progress) const {
-  OptionScorer scorer(model_, options_.scorer);
+  const SetScorer& scorer = *scorer_;
   std::vector<nlohmann::json> records;
   size_t done = 0;
   for (const PromptSet& set : group_sets(prompts)) {
     const size_t n_stages = prompts[set.members.front()].stages.size();
     std::vector<std::vector<nlohmann::json>> by_prompt(set.members.size());
+    StageCarry carry;
     for (size_t s = 0; s < n_stages; ++s) {
       std::vector<const prompts::StagePrompt*> stages;
       for (size_t m : set.members) stages.push_back(&prompts[m].stages.at(s));
-      std::vector<StageScores> scores = scorer.score_set(stages);
+      std::vector<StageScores> scores = scorer.score_set(stages, n_stages > 1 ? &carry : nullptr);
       for (size_t k = 0; k < set.members.size(); ++k) {
         by_prompt[k].push_back(make_record(prompts[set.members[k]], *stages[k], scores[k]));
       }
@@ -271,7 +279,7 @@ AuditResult FairnessEvaluator::run(const prompts::Task& task, const std::filesys
   if (prompts.empty()) throw DataError(fmt::format("task {} produced no prompts to audit", task.name));
 
   // Settings: a resumed run must have been started with the same ones.
-  nlohmann::json settings = settings_json(model_, task, options_, axes);
+  nlohmann::json settings = settings_json(*scorer_, task, options_, axes);
   const std::filesystem::path settings_path = out_dir / kSettingsFile;
   const std::filesystem::path results_path = out_dir / kResultsFile;
   if (std::filesystem::exists(results_path) && std::filesystem::exists(settings_path)) {
@@ -320,7 +328,6 @@ AuditResult FairnessEvaluator::run(const prompts::Task& task, const std::filesys
   }
 
   // Score the remaining sets, appending each set's records as soon as it is done.
-  OptionScorer scorer(model_, options_.scorer);
   size_t done = 0;
   for (const PromptSet& set : sets) {
     if (!kept.contains(set.id)) {
@@ -359,6 +366,20 @@ AuditResult FairnessEvaluator::run(const prompts::Task& task, const std::filesys
       {"questions", summarize(result.records, axes)},
       {"coverage", {{"mean", coverage_sum / static_cast<double>(result.records.size())}, {"min", coverage_min}}},
   };
+  // Sampled scoring: how often an answer matched no option.
+  size_t sampled = 0;
+  size_t failures = 0;
+  for (const auto& record : result.records) {
+    if (!record.contains("sample_counts")) continue;
+    for (const auto& count : record.at("sample_counts")) sampled += count.get<size_t>();
+    failures += record.at("parse_failures").get<size_t>();
+    sampled += record.at("parse_failures").get<size_t>();
+  }
+  if (sampled > 0) {
+    result.summary["sampling"] = {{"answers", sampled},
+                                  {"parse_failures", failures},
+                                  {"parse_failure_rate", static_cast<double>(failures) / static_cast<double>(sampled)}};
+  }
   io::write_file_atomic(result.summary_path, result.summary.dump(2) + "\n");
   return result;
 }

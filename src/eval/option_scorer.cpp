@@ -17,6 +17,7 @@
 #include <limits>
 
 #include "medfair/error.hpp"
+#include "medfair/eval/evaluator.hpp"
 #include "medfair/text/tokenizer.hpp"
 
 namespace medfair::eval {
@@ -91,11 +92,16 @@ OptionScorer::OptionScorer(const CausalLM& model, ScorerOptions options) : model
   }
 }
 
+nlohmann::json OptionScorer::describe() const {
+  return {{"model", model_.source().string()}, {"model_sha256", sha256_file(model_.source())}, {"model_dtype", model_.dtype()}};
+}
+
 std::string OptionScorer::prompt_text(const prompts::StagePrompt& stage) const {
   return model_.apply_chat_template(stage.conversation, /*add_generation_prompt=*/true) + stage.answer_prefix;
 }
 
-std::vector<StageScores> OptionScorer::score_set(const std::vector<const prompts::StagePrompt*>& stages) const {
+std::vector<StageScores> OptionScorer::score_set(const std::vector<const prompts::StagePrompt*>& stages,
+                                                 StageCarry* carry) const {
   if (stages.empty()) return {};
   const prompts::StagePrompt& first = *stages.front();
   for (const prompts::StagePrompt* stage : stages) {
@@ -114,10 +120,21 @@ std::vector<StageScores> OptionScorer::score_set(const std::vector<const prompts
   std::vector<std::vector<int64_t>> prompts;
   for (const prompts::StagePrompt* stage : stages) prompts.push_back(model_.encode_prompt(prompt_text(*stage)));
 
+  const size_t batch = static_cast<size_t>(options_.batch_size);
+  const size_t n_chunks = (prompts.size() + batch - 1) / batch;
+
+  // A stage that extends the carried one continues from its caches.
+  bool continues = carry != nullptr && options_.reuse_prefix && carry->tokens.size() == prompts.size() &&
+                   carry->chunks.size() == n_chunks;
+  for (size_t v = 0; continues && v < prompts.size(); ++v) {
+    const auto& before = carry->tokens[v];
+    continues = before.size() < prompts[v].size() && std::equal(before.begin(), before.end(), prompts[v].begin());
+  }
+
   // Every variant keeps at least one token of its own after the shared prefix,
   // so the batch pass below produces each row's next-token logits.
   size_t shared = 0;
-  if (options_.reuse_prefix && prompts.size() > 1) {
+  if (!continues && options_.reuse_prefix && prompts.size() > 1) {
     size_t shortest = prompts.front().size();
     for (const auto& p : prompts) shortest = std::min(shortest, p.size());
     shared = std::min(common_prefix_length(prompts), shortest - 1);
@@ -130,18 +147,21 @@ std::vector<StageScores> OptionScorer::score_set(const std::vector<const prompts
     model_.forward(at::tensor(prefix, at::kLong).unsqueeze(0), {}, &prefix_cache);
   }
 
-  const size_t batch = static_cast<size_t>(options_.batch_size);
+  std::vector<KVCache> next_chunks;
   for (size_t begin = 0; begin < prompts.size(); begin += batch) {
     const size_t end = std::min(prompts.size(), begin + batch);
     const auto rows = static_cast<int64_t>(end - begin);
 
-    // Variant pass: the tokens after the shared prefix, right-padded.
+    // Variant pass: the tokens after the shared prefix (or after the carried
+    // stage), right-padded.
     std::vector<std::vector<int64_t>> suffixes;
     for (size_t v = begin; v < end; ++v) {
-      suffixes.emplace_back(prompts[v].begin() + static_cast<long>(shared), prompts[v].end());
+      const size_t skip = continues ? carry->tokens[v].size() : shared;
+      suffixes.emplace_back(prompts[v].begin() + static_cast<long>(skip), prompts[v].end());
     }
     auto [ids, mask] = pad_right(suffixes, pad_id);
-    KVCache cache = shared > 0 ? prefix_cache.expand(rows) : KVCache{};
+    KVCache cache = continues ? std::move(carry->chunks[begin / batch])
+                              : (shared > 0 ? prefix_cache.expand(rows) : KVCache{});
     at::Tensor next_logits = model_.forward(ids, mask, &cache, /*last_position_only=*/true).logits;  // [R, 1, V]
     at::Tensor next_log_probs = at::log_softmax(next_logits.squeeze(1).to(at::kDouble), -1);          // [R, V]
 
@@ -181,6 +201,11 @@ std::vector<StageScores> OptionScorer::score_set(const std::vector<const prompts
         form_log_probs[begin + r][f] += total;
       }
     }
+    if (carry != nullptr) next_chunks.push_back(std::move(cache));
+  }
+  if (carry != nullptr) {
+    carry->tokens = prompts;
+    carry->chunks = std::move(next_chunks);
   }
 
   // Options: sum their forms' probabilities, then normalise over the options.

@@ -10,6 +10,6 @@ PYBIND11_MODULE(_core, m) {
   medfair::python::bind_stats(m);
   medfair::python::bind_prompts(m);
   medfair::python::bind_io(m);
-  medfair::python::bind_eval(m);
   medfair::python::bind_net(m);
+  medfair::python::bind_eval(m);
 }

@@ -55,7 +55,12 @@ struct AuditResult {
 
 class FairnessEvaluator {
  public:
+  /// Scores with `model` through an OptionScorer built from options.scorer.
+  /// The model must outlive the evaluator.
   FairnessEvaluator(const CausalLM& model, AuditOptions options = {});
+  /// Scores with any SetScorer: a remote endpoint's log-probabilities or
+  /// sampled answers. options.scorer is not used.
+  FairnessEvaluator(std::shared_ptr<const SetScorer> scorer, AuditOptions options = {});
 
   /// Audits `task` into `out_dir`, writing results.jsonl set by set and
   /// summary.json at the end. Records already in results.jsonl for the same
@@ -76,7 +81,7 @@ class FairnessEvaluator {
   const AuditOptions& options() const { return options_; }
 
  private:
-  const CausalLM& model_;
+  std::shared_ptr<const SetScorer> scorer_;
   AuditOptions options_;
 };
 

@@ -13,7 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Score every counterfactual prompt of a task with the model and write results.jsonl, "
         "summary.json and report.html to --out. Rerunning with the same --out resumes an interrupted run.",
     )
-    parser.add_argument("--model", default=None, help="a .gguf file or Hugging Face folder (default: SmolLM2-135M-Instruct)")
+    parser.add_argument("--model", default=None,
+                        help="a .gguf file or Hugging Face folder (default: SmolLM2-135M-Instruct); with --endpoint, "
+                        "the served model's name")
+    parser.add_argument("--adapter", default=None, help="a LoRA adapter folder (from medfair align) to apply to --model")
     parser.add_argument("--task", default="qpain", help="qpain, nurse, healer or generic (default: qpain)")
     parser.add_argument("--data", required=True, help="folder or file with the task's vignettes")
     parser.add_argument("--prompting", default="zero-shot", choices=["zero-shot", "few-shot", "cot"],
@@ -25,6 +28,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="rows per forward pass (default: 16)")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap replicates per interval (default: 2000)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model precision")
+    remote = parser.add_argument_group("served models")
+    remote.add_argument("--endpoint", default=None,
+                        help="API root of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM)")
+    remote.add_argument("--scoring", default="logprobs", choices=["logprobs", "sampled"],
+                        help="logprobs: echoed prompt log-probabilities from /completions (default); sampled: count "
+                        "the options named by answers sampled from /chat/completions")
+    remote.add_argument("--samples", type=int, default=10, help="answers per prompt with --scoring sampled (default: 10)")
+    remote.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: 1.0)")
+    remote.add_argument("--max-tokens", type=int, default=32, help="tokens per sampled answer (default: 32)")
+    remote.add_argument("--chat-template", default="chatml",
+                        help="template family of the served model for --scoring logprobs (default: chatml)")
+    remote.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                        help="environment variable holding the API key (default: OPENAI_API_KEY)")
     parser.add_argument("--out", required=True, type=pathlib.Path, help="run folder for the results")
     parser.add_argument("--no-report", action="store_true", help="skip report.html")
     parser.set_defaults(func=run)
@@ -46,6 +62,14 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         bootstrap_replicates=args.bootstrap,
         dtype=args.dtype,
+        adapter=args.adapter,
+        endpoint=args.endpoint,
+        scoring=args.scoring,
+        samples=args.samples,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        chat_template=args.chat_template,
+        api_key_env=args.api_key_env,
     )
     print_summary(report)
     if not args.no_report:

@@ -75,6 +75,28 @@ TEST_CASE("prefix reuse matches scoring each prompt alone") {
   }
 }
 
+TEST_CASE("dose stage continues from the decision stage's caches") {
+  auto set = first_set();
+  REQUIRE(set.front().stages.size() == 2);
+  eval::OptionScorer scorer(smollm2(), {.batch_size = 3, .reuse_prefix = true});
+  eval::StageCarry carry;
+  scorer.score_set(stage_of(set, 0), &carry);
+  REQUIRE(carry.tokens.size() == set.size());
+  REQUIRE(carry.chunks.size() == 3);  // 8 variants in batches of 3
+  const size_t decision_length = carry.tokens.front().size();
+  auto continued = scorer.score_set(stage_of(set, 1), &carry);
+  // The carry now holds the dose prompts, which extend the decision prompts.
+  REQUIRE(carry.tokens.front().size() > decision_length);
+  eval::OptionScorer alone(smollm2(), {.batch_size = 1, .reuse_prefix = false});
+  auto fresh = alone.score_set(stage_of(set, 1));
+  REQUIRE(continued.size() == fresh.size());
+  for (size_t i = 0; i < fresh.size(); ++i) {
+    for (size_t o = 0; o < fresh[i].log_probs.size(); ++o) {
+      CHECK(std::abs(continued[i].log_probs[o] - fresh[i].log_probs[o]) < 1e-4);
+    }
+  }
+}
+
 TEST_CASE("scorer matches a direct forward pass") {
   // log P(" Yes") from one plain forward over prompt + " Yes".
   auto set = first_set();
