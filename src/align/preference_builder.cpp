@@ -14,6 +14,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <numeric>
 #include <set>
 #include <unordered_map>
@@ -81,6 +82,34 @@ void append_lines(const std::filesystem::path& path, const std::string& text) {
   }
   ::fsync(fd);
   ::close(fd);
+}
+
+// Reads the records of an earlier run in their key order. A torn or
+// unparsable last line (an interrupted append) is dropped with a warning.
+// Throws FormatError naming the line for damage anywhere else.
+std::vector<nlohmann::ordered_json> read_records(const std::filesystem::path& path) {
+  std::vector<nlohmann::ordered_json> records;
+  std::ifstream stream(path, std::ios::binary);
+  if (!stream) throw IOError(fmt::format("cannot read {} to resume from it", path.string()));
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(stream, line)) lines.push_back(line);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    try {
+      records.push_back(nlohmann::ordered_json::parse(lines[i]));
+    } catch (const nlohmann::json::exception& error) {
+      if (i + 1 == lines.size()) {
+        log::warning(kWhere, fmt::format("{}: dropping the torn last line {} from an interrupted run", path.string(),
+                                         i + 1));
+        break;
+      }
+      throw FormatError(fmt::format("{}:{}: invalid JSON record ({}); the file is damaged beyond a torn last line, "
+                                    "so move it away and rerun",
+                                    path.string(), i + 1, error.what()));
+    }
+  }
+  return records;
 }
 
 nlohmann::ordered_json sampling_json(const SamplingOptions& options) {
@@ -217,13 +246,14 @@ PreferenceResult PreferenceBuilder::run(const prompts::Task& task, const std::fi
   result.path = out;
   result.prompts = prompts.size();
   if (std::filesystem::exists(out)) {
-    for (const nlohmann::json& record : eval::read_results(out)) {
+    for (nlohmann::ordered_json& record : read_records(out)) {
       if (record.value("settings_id", "") != settings_id) {
         throw ConfigError(fmt::format("{} contains preference records built with other settings (settings_id {} "
                                       "instead of {}); write to a new file or delete that one",
                                       out.string(), record.value("settings_id", "none"), settings_id));
       }
-      kept[record.value("prompt_id", "")] = nlohmann::ordered_json::parse(record.dump());
+      const std::string prompt_id = record.value("prompt_id", "");
+      kept[prompt_id] = std::move(record);
     }
     std::string text;
     for (const prompts::PromptRecord& prompt : prompts) {
