@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 from . import _core
 from ._defaults import default_encoder_path, default_model_path
-from .audit import _progress_callback, load_task
+from .audit import load_task
 
 SPLITS = ("train", "test", "all")
 
@@ -77,6 +77,24 @@ def select_vignettes(
         return ids
     train, test = split_vignettes(ids, test_fraction, split_seed)
     return train if split == "train" else test
+
+
+def _progress_callback(progress):
+    if callable(progress):
+        return progress, None
+    if not progress:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="prompt", desc="prefs", dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update, bar
 
 
 def _load_model(spec, dtype: str):
@@ -224,9 +242,6 @@ def build_preferences(
     options.prompts_per_step = prompts_per_step
 
     callback, bar = _progress_callback(progress)
-    if bar is not None:
-        bar.set_description("prefs")
-        bar.unit = "prompt"
     try:
         counts, lines = _core._build_preferences(
             target_model, teacher_object, sentence_encoder, task_definition, str(out_path), options,
