@@ -80,17 +80,26 @@ int64_t choose_token(at::Tensor logits, const std::vector<int64_t>& seen, const 
   // Candidates in descending order of probability when top-k or top-p needs
   // the order; otherwise the whole vocabulary in id order.
   at::Tensor scaled = logits.to(at::kDouble) / options.temperature;
-  at::Tensor values;
+  at::Tensor probabilities;
   at::Tensor ids;
   const int64_t vocab = scaled.size(0);
   if (options.top_k > 0 && options.top_k < vocab) {
+    at::Tensor values;
     std::tie(values, ids) = scaled.topk(options.top_k);
+    probabilities = at::softmax(values, 0);
   } else if (options.top_p < 1.0) {
-    std::tie(values, ids) = scaled.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true);
+    // The nucleus usually lies within the few hundred most likely tokens, so
+    // a partial top-k finds it without sorting the vocabulary. A flat
+    // distribution whose top tokens hold less than top_p falls back to a full sort.
+    at::Tensor full = at::softmax(scaled, 0);
+    std::tie(probabilities, ids) = full.topk(std::min<int64_t>(vocab, 256));
+    if (probabilities.sum().item<double>() < options.top_p) {
+      std::tie(probabilities, ids) = full.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true);
+    }
   } else {
-    values = scaled;
+    probabilities = at::softmax(scaled, 0);
   }
-  at::Tensor probabilities = at::softmax(values, 0).contiguous();
+  probabilities = probabilities.contiguous();
   const double* p = probabilities.data_ptr<double>();
   int64_t kept = probabilities.size(0);
   if (options.top_p < 1.0) {

@@ -239,3 +239,24 @@ TEST_CASE("choose_token repetition penalty") {
   at::Tensor negative = at::tensor(std::vector<float>{-1.0f, -1.05f});
   CHECK(medfair::detail::choose_token(negative, {0}, options, generator) == 1);
 }
+
+TEST_CASE("choose_token top_p on a flat distribution") {
+  c10::InferenceMode guard;
+  // 1000 equally likely tokens: the 256 most likely hold 0.256 < top_p, so the
+  // nucleus comes from the full sort, whose stable order keeps ids 0..499.
+  at::Tensor logits = at::zeros({1000}, at::kFloat);
+  SamplingOptions options;
+  options.temperature = 1.0;
+  options.top_p = 0.5;
+  std::mt19937_64 generator(7);
+  int64_t highest = 0;
+  int64_t above_256 = 0;
+  for (int i = 0; i < 4000; ++i) {
+    int64_t token = medfair::detail::choose_token(logits, {}, options, generator);
+    highest = std::max(highest, token);
+    if (token >= 256) ++above_256;
+  }
+  CHECK(highest < 500);
+  CHECK(highest > 450);
+  CHECK(above_256 > 1500);  // about 244/500 of the draws
+}
