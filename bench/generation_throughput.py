@@ -1,9 +1,9 @@
 """Generation throughput: medfair's batched sampling against transformers' generate.
 
 Samples continuations of medfair's own vignettes (each rendered without
-protected attributes, as one chat conversation) with both implementations on
-the same SmolLM2 weights, prompts, batch and thread count, in one process, and
-prints generated tokens per second for each and their ratio. Both sides sample
+protected attributes, as one chat conversation) with both implementations in
+one process. Both use the same SmolLM2 weights, prompts, batch and thread
+count. The script prints generated tokens per second for each and their ratio. Both sides sample
 with temperature 0.7 and top-p 0.9 and generate exactly --max-new-tokens
 tokens per prompt (medfair with stop_at_eos off, transformers with
 min_new_tokens), so they do the same amount of work.

@@ -188,8 +188,8 @@ def build_preferences(
     run uses ``vignettes`` when given, else the ``split`` side ("train", "test"
     or "all") of split_vignettes(ids, test_fraction, split_seed). Generations
     are cached in ``out`` + ".cache.sqlite" (``cache=True``), in a given path,
-    or nowhere (``cache=False``); a run interrupted part way resumes when called
-    again with the same ``out`` and settings.
+    or nowhere (``cache=False``). A run interrupted part way resumes when
+    called again with the same ``out`` and settings.
     """
     started = time.monotonic()
     target_model = _load_model(target, dtype)

@@ -23,8 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--teacher-model", default=None, help="model name to request from an endpoint teacher")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY",
                         help="environment variable with the endpoint's API key (default: OPENAI_API_KEY)")
+
     parser.add_argument("--encoder", default="DEFAULT",
                         help="sentence-transformers folder for ranking (default: all-MiniLM-L6-v2)")
+
     parser.add_argument("--task", default="qpain", help="qpain, nurse, healer or generic (default: qpain)")
     parser.add_argument("--data", required=True, help="folder or file with the task's vignettes")
     parser.add_argument("--out", required=True, type=pathlib.Path, help="output JSON Lines file")
@@ -33,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-fraction", type=float, default=0.5, help="share of vignettes held out (default: 0.5)")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the vignette split (default: 0)")
     parser.add_argument("--vignettes", default="", help="comma-separated vignette ids; overrides --split")
+
     parser.add_argument("--candidates", type=int, default=2, help="target candidates per prompt, >= 2 (default: 2)")
     parser.add_argument("--pairing", default="ranked", choices=["ranked", "reference"],
                         help="ranked: most vs least similar candidate; reference: teacher vs least similar "
@@ -45,11 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="min similarity margin, chosen minus rejected, to keep a pair (default: 0)")
     parser.add_argument("--keep-identical", action="store_true", help="keep pairs whose chosen and rejected are equal")
     parser.add_argument("--drop-off-format", action="store_true",
-                        help="leave out candidates that do not answer with one of the task's options")
+                        help="leave out candidates that neither start with one of the first question's options "
+                        "nor write one after the answer prefix (\"Answer: Yes\")")
+
     parser.add_argument("--draws", type=int, default=1, help="prompts per vignette, each with new attributes (default: 1)")
     parser.add_argument("--prompting", default="zero-shot", choices=["zero-shot", "few-shot", "cot"],
                         help="prompt format (default: zero-shot)")
     parser.add_argument("--axes", default="", help="comma-separated axes to draw (default: the task's, race,gender)")
+
     parser.add_argument("--max-new-tokens", type=int, default=128, help="max tokens per answer (default: 128)")
     parser.add_argument("--temperature", type=float, default=0.7,
                         help="sampling temperature of the candidates (default: 0.7)")
@@ -59,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="repetition penalty of the candidates; 1 is off (default: 1)")
     parser.add_argument("--teacher-temperature", type=float, default=0.0,
                         help="sampling temperature of the teacher; 0 is greedy (default: 0)")
+
     parser.add_argument("--seed", type=int, default=0, help="seed of attribute draws and sampling (default: 0)")
     parser.add_argument("--batch-size", type=int, default=16, help="rows decoded together (default: 16)")
     parser.add_argument("--prompts-per-step", type=int, default=8,
