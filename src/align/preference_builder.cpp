@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -229,8 +230,157 @@ nlohmann::ordered_json PreferenceBuilder::settings_json(const prompts::Task& tas
       {"format", o.format == OutputFormat::plain ? "plain" : "conversational"},
       {"prompting", std::string(prompts::format_name(o.prompts.format))},
       {"axes", o.prompts.axes},
-      {"encoder", encoder_.source().filename().string()},
+      {"encoder_sha256", eval::sha256_file(encoder_.source())},
   };
+}
+
+namespace {
+
+// Keeps the records of `out` that belong to planned prompts, rewriting the
+// file without a torn last line. Creates an empty file when there is none.
+std::unordered_map<std::string, nlohmann::ordered_json> resume_records(
+    const std::filesystem::path& out, const std::vector<prompts::PromptRecord>& prompts,
+    const std::string& settings_id) {
+  std::unordered_map<std::string, nlohmann::ordered_json> kept;
+  if (!std::filesystem::exists(out)) {
+    io::write_file_atomic(out, "");
+    return kept;
+  }
+  for (nlohmann::ordered_json& record : read_records(out)) {
+    if (record.value("settings_id", "") != settings_id) {
+      throw ConfigError(fmt::format("{} contains preference records built with other settings (settings_id {} "
+                                    "instead of {}); write to a new file or delete that one",
+                                    out.string(), record.value("settings_id", "none"), settings_id));
+    }
+    const std::string prompt_id = record.value("prompt_id", "");
+    kept[prompt_id] = std::move(record);
+  }
+  std::string text;
+  for (const prompts::PromptRecord& prompt : prompts) {
+    auto it = kept.find(prompt.prompt_id);
+    if (it != kept.end()) text += io::to_jsonl_line(it->second) + "\n";
+  }
+  io::write_file_atomic(out, text);
+  log::info(kWhere, fmt::format("{}: resuming with {} finished records", out.string(), kept.size()));
+  return kept;
+}
+
+}  // namespace
+
+// One prompt's reference, candidates and their embeddings, ready for pairing.
+struct PreferenceBuilder::PromptOutputs {
+  const prompts::PromptRecord* prompt = nullptr;
+  std::string reference;
+  std::vector<std::string> candidates;
+  std::vector<uint64_t> candidate_seeds;
+  uint64_t teacher_seed = 0;
+  at::Tensor reference_embedding;   // [D]
+  at::Tensor candidate_embeddings;  // [N, D]
+};
+
+std::vector<std::string> PreferenceBuilder::answer_references(
+    const std::vector<const prompts::PromptRecord*>& todo, const NeutralPrompts& neutral_prompts,
+    std::unordered_map<std::string, std::string>& neutral_references) const {
+  const bool neutral = options_.teacher_sees == TeacherSees::neutral;
+
+  // One request per prompt, or per vignette without a reference yet when the
+  // teacher answers the neutral form.
+  std::vector<TeacherRequest> requests;
+  std::vector<std::string> keys;
+  for (const prompts::PromptRecord* prompt : todo) {
+    const std::string key = neutral ? prompt->vignette_id : prompt->prompt_id;
+    if (neutral && (neutral_references.contains(key) || std::find(keys.begin(), keys.end(), key) != keys.end())) {
+      continue;
+    }
+    const Conversation& conversation = neutral ? neutral_prompts.at(key) : prompt->stages.at(0).conversation;
+    requests.push_back({prompt->vignette_id, conversation, seed_for(options_.seed, "teacher/" + key)});
+    keys.push_back(key);
+  }
+  std::vector<std::string> answers = requests.empty() ? std::vector<std::string>() : teacher_.answer(requests);
+
+  std::unordered_map<std::string, std::string> fresh;
+  for (size_t k = 0; k < requests.size(); ++k) {
+    if (neutral) neutral_references[keys[k]] = answers[k];
+    fresh[keys[k]] = answers[k];
+  }
+  std::vector<std::string> references;
+  for (const prompts::PromptRecord* prompt : todo) {
+    references.push_back(neutral ? neutral_references.at(prompt->vignette_id) : fresh.at(prompt->prompt_id));
+  }
+  return references;
+}
+
+std::optional<nlohmann::ordered_json> PreferenceBuilder::make_record(const PromptOutputs& outputs,
+                                                                     const std::string& settings_id,
+                                                                     PreferenceResult& result) const {
+  const prompts::PromptRecord& prompt = *outputs.prompt;
+  const prompts::StagePrompt& stage = prompt.stages.at(0);
+  const std::vector<std::string>& texts = outputs.candidates;
+
+  // Rank the candidates in format and pick the pair.
+  std::vector<bool> in_format(texts.size(), true);
+  if (options_.drop_off_format) {
+    for (size_t j = 0; j < texts.size(); ++j) in_format[j] = answers_in_format(texts[j], stage);
+  }
+  Ranking ranking = rank_candidates(outputs.reference_embedding, outputs.candidate_embeddings, in_format);
+  const bool by_reference = options_.pairing == Pairing::reference;
+  if (ranking.eligible.size() < (by_reference ? 1u : 2u)) {
+    ++result.dropped_format;
+    return std::nullopt;
+  }
+  const size_t rejected = ranking.eligible.back();
+  const int64_t chosen = by_reference ? -1 : static_cast<int64_t>(ranking.eligible.front());
+  const std::string& chosen_text = by_reference ? outputs.reference : texts[static_cast<size_t>(chosen)];
+  const double chosen_similarity = by_reference ? cosine(outputs.reference_embedding, outputs.reference_embedding)
+                                                : ranking.similarities[static_cast<size_t>(chosen)];
+  const double rejected_similarity = ranking.similarities[rejected];
+  const double margin = chosen_similarity - rejected_similarity;
+  if (options_.drop_identical && chosen_text == texts[rejected]) {
+    ++result.dropped_identical;
+    return std::nullopt;
+  }
+  if (margin < options_.min_margin) {
+    ++result.dropped_margin;
+    return std::nullopt;
+  }
+
+  // The record: the TRL fields first, then the metadata.
+  nlohmann::ordered_json record;
+  if (options_.format == OutputFormat::plain) {
+    record["prompt"] = target_.apply_chat_template(stage.conversation, true);
+    record["chosen"] = chosen_text;
+    record["rejected"] = texts[rejected];
+  } else {
+    record["prompt"] = messages_json(stage.conversation);
+    record["chosen"] = assistant_turn(chosen_text);
+    record["rejected"] = assistant_turn(texts[rejected]);
+  }
+  nlohmann::ordered_json attributes = nlohmann::ordered_json::object();
+  for (const auto& [axis, value] : prompt.attributes) attributes[axis] = value;
+  record["prompt_id"] = prompt.prompt_id;
+  record["task"] = prompt.task;
+  record["vignette_id"] = prompt.vignette_id;
+  record["group"] = prompt.group;
+  record["attributes"] = attributes;
+  record["name"] = prompt.name;
+  record["pairing"] = by_reference ? "reference" : "ranked";
+  record["teacher_sees"] = options_.teacher_sees == TeacherSees::neutral ? "neutral" : "modified";
+  record["reference"] = outputs.reference;
+  record["candidates"] = texts;
+  record["similarities"] = ranking.similarities;
+  record["chosen_index"] = chosen;
+  record["rejected_index"] = rejected;
+  record["chosen_similarity"] = chosen_similarity;
+  record["rejected_similarity"] = rejected_similarity;
+  record["margin"] = margin;
+  record["teacher"] = teacher_.kind();
+  record["teacher_model"] = teacher_.model_id();
+  record["teacher_sha256"] =
+      teacher_.kind() == "endpoint" ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(teacher_.model_id());
+  record["target_sha256"] = target_id_;
+  record["seeds"] = {{"run", options_.seed}, {"teacher", outputs.teacher_seed}, {"candidates", outputs.candidate_seeds}};
+  record["settings_id"] = settings_id;
+  return record;
 }
 
 PreferenceResult PreferenceBuilder::run(const prompts::Task& task, const std::filesystem::path& out,
@@ -240,35 +390,14 @@ PreferenceResult PreferenceBuilder::run(const prompts::Task& task, const std::fi
   const std::string settings_id = fmt::format("{:016x}", prompts::fnv1a(settings_json(task).dump()));
   if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
 
-  // Resume: keep the records of planned prompts written with these settings.
-  std::unordered_map<std::string, nlohmann::ordered_json> kept;
   PreferenceResult result;
   result.path = out;
   result.prompts = prompts.size();
-  if (std::filesystem::exists(out)) {
-    for (nlohmann::ordered_json& record : read_records(out)) {
-      if (record.value("settings_id", "") != settings_id) {
-        throw ConfigError(fmt::format("{} contains preference records built with other settings (settings_id {} "
-                                      "instead of {}); write to a new file or delete that one",
-                                      out.string(), record.value("settings_id", "none"), settings_id));
-      }
-      const std::string prompt_id = record.value("prompt_id", "");
-      kept[prompt_id] = std::move(record);
-    }
-    std::string text;
-    for (const prompts::PromptRecord& prompt : prompts) {
-      auto it = kept.find(prompt.prompt_id);
-      if (it != kept.end()) text += io::to_jsonl_line(it->second) + "\n";
-    }
-    io::write_file_atomic(out, text);
-    result.resumed = kept.size();
-    log::info(kWhere, fmt::format("{}: resuming with {} finished records", out.string(), kept.size()));
-  } else {
-    io::write_file_atomic(out, "");
-  }
+  std::unordered_map<std::string, nlohmann::ordered_json> kept = resume_records(out, prompts, settings_id);
+  result.resumed = kept.size();
 
   // Neutral teacher prompts, one per vignette, and their references once answered.
-  std::unordered_map<std::string, Conversation> neutral_prompts;
+  NeutralPrompts neutral_prompts;
   if (options_.teacher_sees == TeacherSees::neutral) {
     prompts::ModifierOptions modifier_options = options_.prompts;
     modifier_options.seed = options_.seed;
@@ -287,138 +416,53 @@ PreferenceResult PreferenceBuilder::run(const prompts::Task& task, const std::fi
     for (size_t i = start; i < end; ++i) {
       if (!kept.contains(prompts[i].prompt_id)) todo.push_back(&prompts[i]);
     }
-    if (!todo.empty()) {
-      // Teacher references.
-      std::vector<TeacherRequest> requests;
-      std::vector<std::string> teacher_keys;
-      for (const prompts::PromptRecord* prompt : todo) {
-        if (options_.teacher_sees == TeacherSees::neutral) {
-          const std::string& vignette = prompt->vignette_id;
-          const bool asked = std::find(teacher_keys.begin(), teacher_keys.end(), vignette) != teacher_keys.end();
-          if (neutral_references.contains(vignette) || asked) continue;
-          requests.push_back({vignette, neutral_prompts.at(vignette), seed_for(options_.seed, "teacher/" + vignette)});
-          teacher_keys.push_back(vignette);
-        } else {
-          requests.push_back({prompt->vignette_id, prompt->stages.at(0).conversation,
-                              seed_for(options_.seed, "teacher/" + prompt->prompt_id)});
-          teacher_keys.push_back(prompt->prompt_id);
-        }
-      }
-      std::vector<std::string> answers = requests.empty() ? std::vector<std::string>() : teacher_.answer(requests);
-      std::unordered_map<std::string, std::string> references;
-      for (size_t k = 0; k < requests.size(); ++k) {
-        if (options_.teacher_sees == TeacherSees::neutral) neutral_references[teacher_keys[k]] = answers[k];
-        references[teacher_keys[k]] = answers[k];
-      }
-
-      // Target candidates, N per prompt, each with its own seed.
-      std::vector<Conversation> conversations;
-      std::vector<uint64_t> seeds;
-      for (const prompts::PromptRecord* prompt : todo) {
-        for (size_t j = 0; j < n; ++j) {
-          conversations.push_back(prompt->stages.at(0).conversation);
-          seeds.push_back(seed_for(options_.seed, fmt::format("candidate/{}/{}", prompt->prompt_id, j)));
-        }
-      }
-      std::vector<CachedGeneration> candidates =
-          generate_cached(target_, target_id_, conversations, options_.sampling, seeds, cache_.get());
-
-      // Embeddings: per prompt, the reference followed by its candidates.
-      std::vector<std::string> sentences;
-      std::vector<std::string> prompt_references;
-      for (size_t p = 0; p < todo.size(); ++p) {
-        const std::string key =
-            options_.teacher_sees == TeacherSees::neutral ? todo[p]->vignette_id : todo[p]->prompt_id;
-        const std::string& reference = options_.teacher_sees == TeacherSees::neutral
-                                           ? neutral_references.at(key)
-                                           : references.at(key);
-        prompt_references.push_back(reference);
-        sentences.push_back(reference);
-        for (size_t j = 0; j < n; ++j) sentences.push_back(candidates[p * n + j].text);
-      }
-      at::Tensor embeddings = encoder_.encode(sentences);
-
-      std::string lines;
-      for (size_t p = 0; p < todo.size(); ++p) {
-        const prompts::PromptRecord& prompt = *todo[p];
-        const prompts::StagePrompt& stage = prompt.stages.at(0);
-        const int64_t row = static_cast<int64_t>(p * (n + 1));
-        std::vector<bool> in_format(n, true);
-        std::vector<std::string> texts;
-        for (size_t j = 0; j < n; ++j) {
-          texts.push_back(candidates[p * n + j].text);
-          if (options_.drop_off_format) in_format[j] = answers_in_format(texts[j], stage);
-        }
-        Ranking ranking = rank_candidates(embeddings[row], embeddings.narrow(0, row + 1, static_cast<int64_t>(n)),
-                                          in_format);
-        const bool by_reference = options_.pairing == Pairing::reference;
-        if (ranking.eligible.size() < (by_reference ? 1u : 2u)) {
-          ++result.dropped_format;
-          continue;
-        }
-        const size_t rejected = ranking.eligible.back();
-        const int64_t chosen = by_reference ? -1 : static_cast<int64_t>(ranking.eligible.front());
-        const std::string& reference = prompt_references[p];
-        const std::string& chosen_text = by_reference ? reference : texts[static_cast<size_t>(chosen)];
-        const double chosen_similarity = by_reference ? cosine(embeddings[row], embeddings[row])
-                                                      : ranking.similarities[static_cast<size_t>(chosen)];
-        const double rejected_similarity = ranking.similarities[rejected];
-        const double margin = chosen_similarity - rejected_similarity;
-        if (options_.drop_identical && chosen_text == texts[rejected]) {
-          ++result.dropped_identical;
-          continue;
-        }
-        if (margin < options_.min_margin) {
-          ++result.dropped_margin;
-          continue;
-        }
-
-        nlohmann::ordered_json record;
-        if (options_.format == OutputFormat::plain) {
-          record["prompt"] = target_.apply_chat_template(stage.conversation, true);
-          record["chosen"] = chosen_text;
-          record["rejected"] = texts[rejected];
-        } else {
-          record["prompt"] = messages_json(stage.conversation);
-          record["chosen"] = assistant_turn(chosen_text);
-          record["rejected"] = assistant_turn(texts[rejected]);
-        }
-        nlohmann::ordered_json attributes = nlohmann::ordered_json::object();
-        for (const auto& [axis, value] : prompt.attributes) attributes[axis] = value;
-        const std::string teacher_key =
-            options_.teacher_sees == TeacherSees::neutral ? prompt.vignette_id : prompt.prompt_id;
-        std::vector<uint64_t> candidate_seeds(seeds.begin() + static_cast<std::ptrdiff_t>(p * n),
-                                              seeds.begin() + static_cast<std::ptrdiff_t>((p + 1) * n));
-        record["prompt_id"] = prompt.prompt_id;
-        record["task"] = prompt.task;
-        record["vignette_id"] = prompt.vignette_id;
-        record["group"] = prompt.group;
-        record["attributes"] = attributes;
-        record["name"] = prompt.name;
-        record["pairing"] = by_reference ? "reference" : "ranked";
-        record["teacher_sees"] = options_.teacher_sees == TeacherSees::neutral ? "neutral" : "modified";
-        record["reference"] = reference;
-        record["candidates"] = texts;
-        record["similarities"] = ranking.similarities;
-        record["chosen_index"] = chosen;
-        record["rejected_index"] = rejected;
-        record["chosen_similarity"] = chosen_similarity;
-        record["rejected_similarity"] = rejected_similarity;
-        record["margin"] = margin;
-        record["teacher"] = teacher_.kind();
-        record["teacher_model"] = teacher_.model_id();
-        record["teacher_sha256"] =
-            teacher_.kind() == "endpoint" ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(teacher_.model_id());
-        record["target_sha256"] = target_id_;
-        record["seeds"] = {{"run", options_.seed},
-                           {"teacher", seed_for(options_.seed, "teacher/" + teacher_key)},
-                           {"candidates", candidate_seeds}};
-        record["settings_id"] = settings_id;
-        lines += io::to_jsonl_line(record) + "\n";
-        kept[prompt.prompt_id] = std::move(record);
-      }
-      if (!lines.empty()) append_lines(out, lines);
+    if (todo.empty()) {
+      if (progress) progress(end, prompts.size());
+      continue;
     }
+
+    std::vector<std::string> references = answer_references(todo, neutral_prompts, neutral_references);
+
+    // Target candidates, N per prompt, each with its own seed.
+    std::vector<Conversation> conversations;
+    std::vector<uint64_t> seeds;
+    for (const prompts::PromptRecord* prompt : todo) {
+      for (size_t j = 0; j < n; ++j) {
+        conversations.push_back(prompt->stages.at(0).conversation);
+        seeds.push_back(seed_for(options_.seed, fmt::format("candidate/{}/{}", prompt->prompt_id, j)));
+      }
+    }
+    std::vector<CachedGeneration> candidates =
+        generate_cached(target_, target_id_, conversations, options_.sampling, seeds, cache_.get());
+
+    // Embeddings in one call: per prompt, the reference followed by its candidates.
+    std::vector<std::string> sentences;
+    for (size_t p = 0; p < todo.size(); ++p) {
+      sentences.push_back(references[p]);
+      for (size_t j = 0; j < n; ++j) sentences.push_back(candidates[p * n + j].text);
+    }
+    at::Tensor embeddings = encoder_.encode(sentences);
+
+    std::string lines;
+    for (size_t p = 0; p < todo.size(); ++p) {
+      PromptOutputs outputs;
+      outputs.prompt = todo[p];
+      outputs.reference = references[p];
+      for (size_t j = 0; j < n; ++j) {
+        outputs.candidates.push_back(candidates[p * n + j].text);
+        outputs.candidate_seeds.push_back(seeds[p * n + j]);
+      }
+      const bool neutral = options_.teacher_sees == TeacherSees::neutral;
+      outputs.teacher_seed = seed_for(options_.seed, "teacher/" + (neutral ? todo[p]->vignette_id : todo[p]->prompt_id));
+      const int64_t row = static_cast<int64_t>(p * (n + 1));
+      outputs.reference_embedding = embeddings[row];
+      outputs.candidate_embeddings = embeddings.narrow(0, row + 1, static_cast<int64_t>(n));
+      std::optional<nlohmann::ordered_json> record = make_record(outputs, settings_id, result);
+      if (!record) continue;
+      lines += io::to_jsonl_line(*record) + "\n";
+      kept[todo[p]->prompt_id] = std::move(*record);
+    }
+    if (!lines.empty()) append_lines(out, lines);
     if (progress) progress(end, prompts.size());
   }
 

@@ -13,7 +13,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -136,7 +138,18 @@ class PreferenceBuilder {
   const PreferenceOptions& options() const { return options_; }
 
  private:
+  using NeutralPrompts = std::unordered_map<std::string, Conversation>;
+  struct PromptOutputs;
+
   nlohmann::ordered_json settings_json(const prompts::Task& task) const;
+  // The teacher's reference for each prompt of `todo`; neutral references are
+  // asked once per vignette and remembered in `neutral_references`.
+  std::vector<std::string> answer_references(const std::vector<const prompts::PromptRecord*>& todo,
+                                             const NeutralPrompts& neutral_prompts,
+                                             std::unordered_map<std::string, std::string>& neutral_references) const;
+  // The record of one prompt, or nullopt (counted in `result`) when a filter drops its pair.
+  std::optional<nlohmann::ordered_json> make_record(const PromptOutputs& outputs,
+                                                    const std::string& settings_id, PreferenceResult& result) const;
 
   const CausalLM& target_;
   const Teacher& teacher_;
