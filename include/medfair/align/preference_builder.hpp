@@ -30,13 +30,13 @@
 
 namespace medfair::align {
 
-/// How a pair is formed from the ranked candidates.
+/// Rule that forms a pair from the ranked candidates.
 enum class Pairing {
   ranked,     ///< chosen = the candidate most similar to the reference, rejected = the least similar
   reference,  ///< chosen = the teacher's reference, rejected = the least similar candidate
 };
 
-/// What the teacher answers.
+/// Prompt form the teacher writes its reference for.
 enum class TeacherSees {
   neutral,   ///< the attribute-free form of the vignette, so every variant shares one reference
   modified,  ///< the same prompt, with the drawn attributes, that the target answers
@@ -79,7 +79,7 @@ struct PreferenceOptions {
     options.max_new_tokens = 128;
     return options;
   }();
-  /// What the teacher answers (default neutral).
+  /// Prompt form the teacher writes its reference for (default neutral).
   TeacherSees teacher_sees = TeacherSees::neutral;
   /// Seed of the attribute draws and of every generation (default 0).
   uint64_t seed = 0;

@@ -1,6 +1,6 @@
 // PreferenceBuilder with SmolLM2 as target, MiniLM as encoder and file or
-// self teachers, on medfair's own pain-management vignettes; the teacher
-// references in these tests are written here.
+// self teachers, on medfair's own pain-management vignettes. The file
+// teachers' references are written by these tests.
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
