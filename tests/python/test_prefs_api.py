@@ -58,7 +58,7 @@ def test_build_preferences_plain(smollm2, encoder, pain_ids, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["plain", "conversational"])
 def test_datasets_loads_output(smollm2, encoder, pain_ids, tmp_path, fmt):
-    datasets = pytest.importorskip("datasets")
+    import datasets
     out = tmp_path / f"{fmt}.jsonl"
     medfair.build_preferences(
         target=smollm2, encoder=encoder, task="generic", data=PAIN, out=out, vignettes=pain_ids[:2],
