@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "medfair.commands.demo",
     "medfair.commands.info",
     "medfair.commands.lint_templates",
+    "medfair.commands.prefs",
     "medfair.commands.report",
 ]
 

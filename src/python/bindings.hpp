@@ -56,5 +56,7 @@ void bind_prompts(py::module_& m);
 void bind_io(py::module_& m);
 void bind_eval(py::module_& m);
 void bind_net(py::module_& m);
+void bind_generation(py::module_& m);
+void bind_prefs(py::module_& m);
 
 }  // namespace medfair::python

@@ -12,4 +12,6 @@ PYBIND11_MODULE(_core, m) {
   medfair::python::bind_io(m);
   medfair::python::bind_net(m);
   medfair::python::bind_eval(m);
+  medfair::python::bind_generation(m);
+  medfair::python::bind_prefs(m);
 }
