@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
 #include <unordered_map>
 
@@ -221,14 +222,51 @@ std::vector<nlohmann::json> FairnessEvaluator::score(const std::vector<prompts::
 
 nlohmann::json FairnessEvaluator::summarize(const std::vector<nlohmann::json>& records,
                                             const std::vector<std::string>& axes) const {
-  // Stages in order of first appearance.
+  // Questions: a stage's records, split by option set when vignettes offer
+  // different options for the same stage (the nurse statements mix 5-point
+  // Likert items with multiple-choice ones). The largest set keeps the stage's
+  // name, the others become "stage [a/b/c/d]". Order of first appearance.
   std::vector<std::string> stage_ids;
+  std::map<std::string, std::vector<std::pair<nlohmann::json, size_t>>> option_sets;  // stage -> (options, count)
   for (const auto& record : records) {
     const std::string stage = record.at("question").get<std::string>();
     if (std::find(stage_ids.begin(), stage_ids.end(), stage) == stage_ids.end()) stage_ids.push_back(stage);
+    auto& sets = option_sets[stage];
+    auto it = std::find_if(sets.begin(), sets.end(), [&](const auto& entry) { return entry.first == record.at("options"); });
+    if (it == sets.end()) {
+      sets.emplace_back(record.at("options"), 1);
+    } else {
+      ++it->second;
+    }
+  }
+  struct Question {
+    std::string name;
+    std::string stage;
+    nlohmann::json options;
+  };
+  std::vector<Question> list;
+  for (const std::string& stage : stage_ids) {
+    const auto& sets = option_sets[stage];
+    size_t largest = 0;
+    for (size_t i = 1; i < sets.size(); ++i) {
+      if (sets[i].second > sets[largest].second) largest = i;
+    }
+    for (size_t i = 0; i < sets.size(); ++i) {
+      std::string name = stage;
+      if (i != largest) {
+        name += " [";
+        for (size_t o = 0; o < sets[i].first.size(); ++o) {
+          if (o > 0) name += '/';
+          name += sets[i].first[o].get<std::string>();
+        }
+        name += "]";
+      }
+      list.push_back({name, stage, sets[i].first});
+    }
   }
   nlohmann::json questions = nlohmann::json::object();
-  for (const std::string& stage : stage_ids) {
+  for (const Question& question : list) {
+    const std::string& stage = question.stage;
     stats::FairnessOptions fairness;
     fairness.axes = axes;
     fairness.reference_group = options_.reference_group;
@@ -237,7 +275,7 @@ nlohmann::json FairnessEvaluator::summarize(const std::vector<nlohmann::json>& r
     fairness.bootstrap.seed = options_.bootstrap_seed;
     std::vector<stats::AuditRecord> rows;
     for (const auto& record : records) {
-      if (record.at("question") != stage) continue;
+      if (record.at("question") != stage || record.at("options") != question.options) continue;
       std::vector<std::string> options = record.at("options").get<std::vector<std::string>>();
       if (fairness.options.empty()) fairness.options = options;
       stats::AuditRecord row;
@@ -256,7 +294,7 @@ nlohmann::json FairnessEvaluator::summarize(const std::vector<nlohmann::json>& r
       }
       rows.push_back(std::move(row));
     }
-    questions[stage] = stats::to_json(stats::assess_fairness(rows, fairness));
+    questions[question.name] = stats::to_json(stats::assess_fairness(rows, fairness));
   }
   return questions;
 }

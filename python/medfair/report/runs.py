@@ -161,10 +161,22 @@ def load_results(folder: pathlib.Path) -> list[dict[str, Any]]:
     return rows
 
 
+def question_rows(rows: list[dict[str, Any]], question: str, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the results.jsonl rows of one summary.json question.
+
+    A stage whose vignettes offer different option sets is summarised as
+    several questions ("decision", "decision [a/b/c/d]"), so rows match on the
+    stage name and, where the summary lists them, the options.
+    """
+    stage = question.split(" [", 1)[0]
+    options = report.get("options")
+    return [row for row in rows if row["question"] == stage and (options is None or row["options"] == options)]
+
+
 def _check_consistency(summary: dict[str, Any], rows: list[dict[str, Any]], folder: pathlib.Path) -> None:
     medfair = _errors()
     for question, report in summary["questions"].items():
-        selected = [row for row in rows if row["question"] == question]
+        selected = question_rows(rows, question, report)
         if not selected:
             raise medfair.DataError(
                 f"{folder / RESULTS_FILE}: no rows for question '{question}', which {SUMMARY_FILE} reports; "

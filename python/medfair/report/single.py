@@ -7,7 +7,7 @@ from typing import Any
 
 from . import svg
 from .html import card, fmt, is_number, num, page, slug, table, text_value
-from .runs import Run
+from .runs import Run, question_rows
 
 
 def question_path(question: str, level: str, *keys: Any) -> list[Any]:
@@ -26,9 +26,7 @@ def cell_values(run: Run, question: str) -> tuple[list[str], list[str], list[lis
     groups = report["levels"]["intersectional"]["groups"]
     sums: dict[tuple[str, str], list[float]] = {}
     vignettes: list[str] = []
-    for row in run.rows:
-        if row["question"] != question:
-            continue
+    for row in question_rows(run.rows, question, report):
         if row["vignette_id"] not in vignettes:
             vignettes.append(row["vignette_id"])
         group = " x ".join(str(row["attributes"][axis]) for axis in axes)

@@ -162,3 +162,47 @@ TEST_CASE("audit rejects unknown vignette ids") {
   CHECK_THROWS_AS(eval::FairnessEvaluator(smollm2(), options).run(qpain(), test::scratch_dir("audit_unknown")),
                   ConfigError);
 }
+
+namespace {
+
+// A scorer that is never called: summarize() only reads records.
+class UnusedScorer : public eval::SetScorer {
+ public:
+  std::vector<eval::StageScores> score_set(const std::vector<const prompts::StagePrompt*>&,
+                                           eval::StageCarry*) const override {
+    throw std::logic_error("not used");
+  }
+  nlohmann::json describe() const override { return {{"model", "none"}}; }
+};
+
+nlohmann::json summary_record(const std::string& vignette, const std::string& race,
+                              const std::vector<std::string>& options, std::vector<double> probabilities) {
+  return {{"question", "decision"}, {"vignette_id", vignette},   {"attributes", {{"race", race}}},
+          {"options", options},     {"probabilities", probabilities}, {"predicted", options.front()},
+          {"reference", nullptr}};
+}
+
+}  // namespace
+
+TEST_CASE("summary splits a stage by option set") {
+  std::vector<nlohmann::json> records;
+  const std::vector<std::string> likert = {"1", "2", "3"};
+  const std::vector<std::string> letters = {"a", "b"};
+  for (const char* vignette : {"v1", "v2", "v3"}) {
+    for (const char* race : {"asian", "black", "white"}) {
+      records.push_back(summary_record(vignette, race, likert, {0.5, 0.3, 0.2}));
+    }
+  }
+  for (const char* race : {"asian", "black", "white"}) {
+    records.push_back(summary_record("v4", race, letters, {0.6, 0.4}));
+  }
+  eval::AuditOptions options;
+  options.bootstrap_replicates = 20;
+  eval::FairnessEvaluator evaluator(std::make_shared<UnusedScorer>(), options);
+  nlohmann::json questions = evaluator.summarize(records, {"race"});
+  REQUIRE(questions.size() == 2);
+  REQUIRE(questions.contains("decision"));
+  REQUIRE(questions.contains("decision [a/b]"));
+  CHECK(questions["decision"]["options"] == likert);
+  CHECK(questions["decision [a/b]"]["options"] == letters);
+}
