@@ -249,7 +249,9 @@ CausalLM CausalLM::load(const std::filesystem::path& path, const LoadOptions& op
   }
   impl->source = path;
   add_end_of_turn_tokens(*impl->tokenizer, impl->eos_ids);
-  return CausalLM(std::move(impl));
+  CausalLM model(std::move(impl));
+  if (!options.adapter.empty()) model.load_adapter(options.adapter);
+  return model;
 }
 
 const LlamaConfig& CausalLM::config() const { return impl_->config; }
