@@ -24,6 +24,7 @@ struct CausalLM::Impl {
   std::shared_ptr<const text::Tokenizer> tokenizer;
   std::shared_ptr<const text::ChatTemplate> chat_template;
   std::vector<int64_t> eos_ids;  ///< tokens that end generation
+  SpecialTokens special_tokens;
 
   bool has_lora = false;          ///< adapters are attached (add_lora or load_adapter)
   LoraOptions lora;               ///< their settings, when has_lora

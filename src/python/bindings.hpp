@@ -56,5 +56,6 @@ void bind_prompts(py::module_& m);
 void bind_io(py::module_& m);
 void bind_eval(py::module_& m);
 void bind_net(py::module_& m);
+void bind_align(py::module_& m);
 
 }  // namespace medfair::python

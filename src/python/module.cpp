@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
   medfair::python::bind_io(m);
   medfair::python::bind_eval(m);
   medfair::python::bind_net(m);
+  medfair::python::bind_align(m);
 }

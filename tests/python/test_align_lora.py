@@ -12,32 +12,10 @@ import json
 
 import pytest
 import torch
+from align_support import randomize_b, small_llama
 
 TOLERANCE = 1e-3
 ALL_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def small_llama(tie: bool = False):
-    import transformers
-
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=49152,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        rms_norm_eps=1e-5,
-        tie_word_embeddings=tie,
-    )
-    model = transformers.LlamaForCausalLM(config).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.dim() == 2:
-                parameter.mul_(4.0)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +25,6 @@ def model_dir(hf_reference, tmp_path_factory):
     small_llama().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
-
-
-def randomize_b(model, seed: int = 1) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.adapter_state_dict().items():
-            if ".lora_B." in name:
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.5)
 
 
 def peft_model(model_dir, adapter_dir):

@@ -40,6 +40,14 @@ struct LoadOptions {
   std::filesystem::path adapter;
 };
 
+/// BOS, EOS and PAD token ids as transformers' tokenizer for the same files
+/// reports them.
+struct SpecialTokens {
+  std::optional<int64_t> bos;
+  std::optional<int64_t> eos;
+  std::optional<int64_t> pad;
+};
+
 /// Keys and values of the tokens already processed, for incremental decoding
 /// and for reusing a shared prompt prefix across a batch.
 struct KVCache {
@@ -73,6 +81,9 @@ class CausalLM {
   const LlamaConfig& config() const;
   const text::Tokenizer& tokenizer() const;
   std::shared_ptr<const text::Tokenizer> shared_tokenizer() const;
+  /// BOS, EOS and PAD: from tokenizer_config.json for a folder (falling back to
+  /// the tokenizer's own), from the GGUF metadata for a file.
+  const SpecialTokens& special_tokens() const;
   /// Path of the weights, as given to load().
   const std::filesystem::path& source() const;
   /// "float32" or "bfloat16".
