@@ -52,6 +52,7 @@ from ._core import (
     sample_answers,
     set_log_level,
 )
+from .align import AlignResult, align
 from .audit import AuditReport, audit
 from .prompts import (
     AttributeCatalog,
@@ -72,6 +73,7 @@ __version__ = _core.__version__
 _logging.getLogger("medfair").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "AlignResult",
     "AttributeCatalog",
     "AuditReport",
     "BPETokenizer",
@@ -108,6 +110,7 @@ __all__ = [
     "TrainerOptions",
     "WordPieceOptions",
     "WordPieceTokenizer",
+    "align",
     "audit",
     "cosine",
     "cosine_similarity_matrix",
