@@ -136,3 +136,59 @@ def test_simpo_loss_formula():
         medfair.simpo_loss(chosen, rejected, beta=0.0, gamma_beta_ratio=0.5)
     with pytest.raises(medfair.ConfigError, match="label_smoothing is 0.7"):
         medfair.simpo_loss(chosen, rejected, beta=1.0, gamma_beta_ratio=0.5, label_smoothing=0.7)
+
+
+def test_dpo_matches_dpo_trainer(setup, tmp_path):
+    """DPO loss, mean rewards and gradients against TRL's DPOTrainer.
+
+    TRL 1.16's DPOTrainer tokenizes conversational data differently from its
+    CPOTrainer (no extra EOS), and medfair tokenizes both methods the CPO
+    way, so TRL's collator receives medfair's token ids here. The reference
+    on both sides is the model with its adapter disabled.
+    """
+    import datasets
+    import medfair
+    from trl import DPOConfig, DPOTrainer
+
+    folder, tokenizer = setup
+    records = vignette_records(4)
+    for record in records:
+        record.pop("vignette")
+
+    model = medfair.CausalLM.load(str(folder / "base"), adapter=str(folder / "adapter"))
+    trainer = medfair.SimPOTrainer(model, trainer_options("dpo"))
+    pairs = [medfair.render_preference(record, model) for record in records]
+    tokenized = trainer.tokenize(pairs)
+    ours = trainer.compute_batch(pairs)
+
+    # TRL uses the base model as reference when it creates the adapter itself
+    # (with an adapter passed in, it would copy it as the reference), so the
+    # adapter weights are loaded after DPOTrainer wraps the base model.
+    import transformers
+    from peft import LoraConfig, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    base = transformers.AutoModelForCausalLM.from_pretrained(folder / "base", dtype=torch.float32)
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=ALL_TARGETS, task_type="CAUSAL_LM")
+    config = DPOConfig(output_dir=str(tmp_path / "trl"), beta=0.1, loss_type=["sigmoid"], max_length=None,
+                       report_to=[], remove_unused_columns=False, per_device_train_batch_size=4, bf16=False,
+                       use_cpu=True, gradient_checkpointing=False, precompute_ref_log_probs=False)
+    reference = DPOTrainer(model=base, args=config, train_dataset=datasets.Dataset.from_list(records),
+                           processing_class=tokenizer, peft_config=lora)
+    policy = reference.model
+    set_peft_model_state_dict(policy, load_file(folder / "adapter" / "adapter_model.safetensors"))
+    examples = [{"prompt_ids": t.chosen_ids[:t.chosen_prompt_length],
+                 "chosen_ids": t.chosen_ids[t.chosen_prompt_length:],
+                 "rejected_ids": t.rejected_ids[t.rejected_prompt_length:]} for t in tokenized]
+    batch = reference.data_collator(examples)
+    policy.train()
+    loss = reference.compute_loss(policy, batch)
+    loss.backward()
+    metrics = reference._metrics["train"]
+
+    assert abs(ours["loss"].item() - loss.item()) < TOLERANCE
+    assert abs(ours["chosen_rewards"].mean().item() - metrics["rewards/chosen"][-1]) < TOLERANCE
+    assert abs(ours["rejected_rewards"].mean().item() - metrics["rewards/rejected"][-1]) < TOLERANCE
+    # The adapter's B is not zero, so the policy differs from the reference.
+    assert abs(metrics["rewards/margins"][-1]) > 1e-3
+    compare_grads(medfair_grads(model), peft_grads(policy))

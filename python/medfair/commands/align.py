@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="pairs per forward pass")
     parser.add_argument("--grad-accum", type=int, default=None, help="forward passes per optimiser step")
     parser.add_argument("--max-length", type=int, default=None, help="maximum tokens of prompt + response")
+    parser.add_argument("--warmup-ratio", type=float, default=None, help="fraction of steps for linear warmup")
     parser.add_argument("--scheduler", default=None, choices=["cosine", "linear"], help="decay after warmup")
     parser.add_argument("--seed", type=int, default=None, help="seed of data order, initialisation and dropout")
     parser.add_argument("--checkpoint-every", type=int, default=None, help="write a checkpoint every N steps")
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         grad_accumulation=args.grad_accum,
         max_length=args.max_length,
+        warmup_ratio=args.warmup_ratio,
         scheduler=args.scheduler,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
