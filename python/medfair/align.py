@@ -1,8 +1,8 @@
 """Preference alignment from Python: ``medfair.align(...)``.
 
-Training runs in C++ (``SimPOTrainer``); this module builds the options from a
-preset and keyword overrides, shows progress, writes the run's settings next
-to the adapter and returns the step log as a pandas DataFrame.
+Training runs in C++ (``SimPOTrainer``). This module builds the options from a
+preset and keyword overrides and shows progress. It also writes the run's
+settings next to the adapter and returns the step log as a pandas DataFrame.
 """
 
 from __future__ import annotations

@@ -343,14 +343,14 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
   // The log keeps the steps up to the checkpoint; later lines were from the
   // interrupted run and are written again.
   if (start_step > 0 && std::filesystem::exists(log_path)) {
-    std::string kept;
+    std::string kept_lines;
     for (const io::JsonlRecord& record : io::read_jsonl(log_path)) {
       StepLog entry = step_from_json(record.value);
       if (entry.step > start_step) break;
       result.log.push_back(entry);
-      kept += io::to_jsonl_line(step_json(entry)) + "\n";
+      kept_lines += io::to_jsonl_line(step_json(entry)) + "\n";
     }
-    io::write_file_atomic(log_path, kept);
+    io::write_file_atomic(log_path, kept_lines);
   } else {
     io::write_file_atomic(log_path, std::string());
   }

@@ -1,8 +1,8 @@
 """LoRA adapters against Hugging Face PEFT on a small random Llama.
 
-medfair attaches adapters, sets random B matrices (PEFT starts B at zero,
-which would hide errors in the update), writes a PEFT folder, and PEFT loads
-that folder onto the transformers model; logits must agree. The reverse
+medfair attaches adapters with random B matrices, because PEFT's zero start
+would hide errors in the update. It writes a PEFT folder, PEFT loads that
+folder onto the transformers model, and the logits must agree. The reverse
 direction, the merged export and the error cases are checked too.
 """
 
