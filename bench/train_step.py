@@ -2,7 +2,9 @@
 
 One optimisation step is a forward and backward pass over a batch of
 preference pairs plus the AdamW update, with LoRA adapters on all seven
-projections of SmolLM2-135M-Instruct (dequantized to float32 on both sides).
+projections of SmolLM2-135M-Instruct. transformers refuses to train a model
+it loaded from GGUF, so the GGUF file is first dequantized to float32 and
+saved as a Hugging Face folder, which both sides load.
 medfair trains through SimPOTrainer; the reference is TRL's
 CPOTrainer(loss_type="simpo", cpo_alpha=0) on a PEFT model, driven step by
 step with torch.optim.AdamW. Both sides use the same pairs (built from the
@@ -63,10 +65,10 @@ def rss_kib() -> int:
     return 0
 
 
-def run_medfair(gguf: str, steps: int, batch_size: int) -> dict:
+def run_medfair(folder: str, steps: int, batch_size: int) -> dict:
     import medfair
 
-    model = medfair.CausalLM.load(gguf)
+    model = medfair.CausalLM.load(folder)
     options = medfair.TrainerOptions()
     options.method = "simpo"
     options.beta = 2.0
@@ -97,16 +99,15 @@ def run_medfair(gguf: str, steps: int, batch_size: int) -> dict:
     return {"step_seconds": min(times[1:]), "peak_mib": (peak - baseline) / 1024}
 
 
-def run_trl(gguf: str, steps: int, batch_size: int) -> dict:
+def run_trl(folder: str, steps: int, batch_size: int) -> dict:
     import datasets
     import torch
     import transformers
     from peft import LoraConfig, get_peft_model
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-    path = pathlib.Path(gguf)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    base = transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    base = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     config = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"], target_modules=TARGETS,
                         task_type="CAUSAL_LM")
     policy = get_peft_model(base, config)
@@ -134,12 +135,30 @@ def run_trl(gguf: str, steps: int, batch_size: int) -> dict:
     return {"step_seconds": min(times[1:]), "peak_mib": (peak - baseline) / 1024}
 
 
+def save_hf_folder(gguf: str, folder: str) -> None:
+    """Dequantize the GGUF file with transformers and save it as a float32 Hugging Face folder."""
+    import torch
+    import transformers
+
+    path = pathlib.Path(gguf)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    model.hf_quantizer = None  # the weights are already float32, so save_pretrained may write them
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    # The saved weights are plain float32, so the GGUF marker must not follow them.
+    config_path = pathlib.Path(folder) / "config.json"
+    config = json.loads(config_path.read_text())
+    config.pop("quantization_config", None)
+    config_path.write_text(json.dumps(config, indent=2))
+
+
 def child(args) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
     run = run_medfair if args.child == "medfair" else run_trl
-    print(json.dumps(run(args.gguf, args.steps, args.batch_size)))
+    print(json.dumps(run(args.folder, args.steps, args.batch_size)))
     return 0
 
 
@@ -151,6 +170,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads for both sides")
     parser.add_argument("--gguf", default=None, help="model file (default: the installed SmolLM2 GGUF)")
     parser.add_argument("--child", choices=["medfair", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.gguf is None:
         sys.path.insert(0, str(ROOT / "python"))
@@ -162,16 +182,21 @@ def main() -> int:
 
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"), TRL_EXPERIMENTAL_SILENCE="1")
     best = {"medfair": None, "trl": None}
-    for _ in range(args.rounds):
-        for side in ("medfair", "trl"):
-            command = [sys.executable, __file__, "--child", side, "--steps", str(args.steps), "--batch-size",
-                       str(args.batch_size), "--threads", str(args.threads), "--gguf", args.gguf]
-            done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-            if best[side] is None:
-                best[side] = result
-            else:
-                best[side] = {key: min(best[side][key], result[key]) for key in result}
+    with tempfile.TemporaryDirectory() as folder:
+        save_hf_folder(args.gguf, folder)
+        for _ in range(args.rounds):
+            for side in ("medfair", "trl"):
+                command = [sys.executable, __file__, "--child", side, "--steps", str(args.steps), "--batch-size",
+                           str(args.batch_size), "--threads", str(args.threads), "--folder", folder]
+                done = subprocess.run(command, env=env, capture_output=True, text=True)
+                if done.returncode != 0:
+                    print(done.stderr, file=sys.stderr)
+                    raise SystemExit(f"the {side} run failed with exit status {done.returncode}")
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                if best[side] is None:
+                    best[side] = result
+                else:
+                    best[side] = {key: min(best[side][key], result[key]) for key in result}
     medfair_result, trl_result = best["medfair"], best["trl"]
     print(f"batch: {args.batch_size} pairs, LoRA r {LORA['r']} on {len(TARGETS)} projections, "
           f"{args.threads} threads, {args.rounds} rounds x {args.steps} steps")

@@ -166,6 +166,19 @@ StepLog step_from_json(const nlohmann::json& j) {
   return s;
 }
 
+// Turns adapter dropout on for a scope, so that an exception does not leave
+// the caller's model in training mode.
+class TrainingMode {
+ public:
+  explicit TrainingMode(CausalLM& model) : model_(model) { model_.set_training(true); }
+  ~TrainingMode() { model_.set_training(false); }
+  TrainingMode(const TrainingMode&) = delete;
+  TrainingMode& operator=(const TrainingMode&) = delete;
+
+ private:
+  CausalLM& model_;
+};
+
 // Restores the adapters' enabled flag when a scope ends.
 class AdaptersDisabled {
  public:
@@ -384,7 +397,7 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
     std::filesystem::remove_all(old);
   };
 
-  model.set_training(true);
+  const TrainingMode training(model);
   const auto started = std::chrono::steady_clock::now();
   for (int64_t step = start_step; step < total_steps; ++step) {
     const auto step_started = std::chrono::steady_clock::now();
@@ -460,7 +473,6 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
 
     if (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) write_checkpoint(step + 1);
   }
-  model.set_training(false);
 
   result.steps = total_steps;
   model.save_adapter(out);
