@@ -14,6 +14,7 @@ import sys
 
 # Subcommand modules, in the order ``medfair --help`` lists them.
 COMMAND_MODULES = [
+    "medfair.commands.align",
     "medfair.commands.audit",
     "medfair.commands.demo",
     "medfair.commands.info",

@@ -221,6 +221,21 @@ std::shared_ptr<CausalLM::Impl> load_hf_folder(const std::filesystem::path& fold
     jinja.assign(std::istreambuf_iterator<char>(stream), std::istreambuf_iterator<char>());
   }
   attach_chat_template(*impl, jinja, options, folder.string());
+  // transformers takes BOS, EOS and PAD from tokenizer_config.json; a token
+  // given there overrides the tokenizer's own guess.
+  auto config_token = [&](const char* key) -> std::optional<int64_t> {
+    auto it = tokenizer_config.find(key);
+    if (it == tokenizer_config.end()) return std::nullopt;
+    std::string content;
+    if (it->is_string()) content = it->get<std::string>();
+    if (it->is_object() && it->contains("content") && (*it)["content"].is_string()) content = (*it)["content"];
+    if (content.empty()) return std::nullopt;
+    std::optional<int32_t> id = impl->tokenizer->token_to_id(content);
+    return id ? std::optional<int64_t>(*id) : std::nullopt;
+  };
+  impl->special_tokens.bos = config_token("bos_token");
+  impl->special_tokens.eos = config_token("eos_token");
+  impl->special_tokens.pad = config_token("pad_token");
   nlohmann::json generation = read_json_if_exists(folder / "generation_config.json");
   if (auto eos = generation.find("eos_token_id"); eos != generation.end()) {
     if (eos->is_number_integer()) impl->eos_ids.push_back(eos->get<int64_t>());
@@ -249,7 +264,13 @@ CausalLM CausalLM::load(const std::filesystem::path& path, const LoadOptions& op
   }
   impl->source = path;
   add_end_of_turn_tokens(*impl->tokenizer, impl->eos_ids);
-  return CausalLM(std::move(impl));
+  const text::Tokenizer& tokenizer = *impl->tokenizer;
+  if (!impl->special_tokens.bos && tokenizer.bos_id()) impl->special_tokens.bos = *tokenizer.bos_id();
+  if (!impl->special_tokens.eos && tokenizer.eos_id()) impl->special_tokens.eos = *tokenizer.eos_id();
+  if (!impl->special_tokens.pad && tokenizer.pad_id()) impl->special_tokens.pad = *tokenizer.pad_id();
+  CausalLM model(std::move(impl));
+  if (!options.adapter.empty()) model.load_adapter(options.adapter);
+  return model;
 }
 
 const LlamaConfig& CausalLM::config() const { return impl_->config; }
@@ -257,6 +278,8 @@ const LlamaConfig& CausalLM::config() const { return impl_->config; }
 const text::Tokenizer& CausalLM::tokenizer() const { return *impl_->tokenizer; }
 
 std::shared_ptr<const text::Tokenizer> CausalLM::shared_tokenizer() const { return impl_->tokenizer; }
+
+const SpecialTokens& CausalLM::special_tokens() const { return impl_->special_tokens; }
 
 const std::filesystem::path& CausalLM::source() const { return impl_->source; }
 

@@ -16,6 +16,23 @@ namespace detail {
 
 at::Tensor Linear::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
 
+at::Tensor Linear::forward(const at::Tensor& x, const AdapterMode& mode) const {
+  at::Tensor y = at::linear(x, weight, bias);
+  if (!lora || !mode.enabled) return y;
+  // PEFT casts the input to the adapter's dtype, adds in that dtype and casts
+  // the sum back to the base output's dtype.
+  at::Tensor input = x.to(lora->a.scalar_type());
+  if (mode.training && lora->dropout > 0.0) input = at::dropout(input, lora->dropout, /*train=*/true);
+  at::Tensor update = at::linear(at::linear(input, lora->a), lora->b) * lora->scaling;
+  return (y + update).to(y.scalar_type());
+}
+
+at::Tensor Linear::merged_weight() const {
+  if (!lora) return weight;
+  at::Tensor delta = at::matmul(lora->b, lora->a) * lora->scaling;
+  return (weight.to(at::kFloat) + delta).to(weight.scalar_type());
+}
+
 namespace {
 
 // RMSNorm as transformers computes it: normalise in float32, cast back, scale.
@@ -59,9 +76,12 @@ at::Tensor attention_mask(const at::Tensor& key_mask, int64_t past, int64_t new_
 
 }  // namespace detail
 
-ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, KVCache* cache,
-                                bool last_position_only) const {
-  const Impl& m = *impl_;
+namespace {
+
+// The decoder up to and including the final norm: hidden states [B, T, D], or
+// [B, 1, D] with `last_position_only`, in the model's dtype.
+at::Tensor decoder_hidden(const CausalLM::Impl& m, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                          KVCache* cache, bool last_position_only) {
   const LlamaConfig& c = m.config;
   if (input_ids.dim() != 2) {
     throw ConfigError(fmt::format("CausalLM.forward: input_ids must be [batch, tokens], got {} dimensions",
@@ -124,12 +144,13 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& a
   }
   for (int64_t layer_index = 0; layer_index < c.n_layer; ++layer_index) {
     const detail::DecoderLayer& layer = m.weights.layers[layer_index];
+    const detail::AdapterMode& mode = m.adapter_mode;
 
     // Attention: norm, project, rotate, attend over cache + new tokens, project back.
     at::Tensor h = detail::rms_norm(x, layer.attn_norm, c.rms_norm_eps);
-    at::Tensor q = layer.q_proj.forward(h).view({batch, tokens, c.n_head, c.head_dim}).transpose(1, 2);
-    at::Tensor k = layer.k_proj.forward(h).view({batch, tokens, c.n_head_kv, c.head_dim}).transpose(1, 2);
-    at::Tensor v = layer.v_proj.forward(h).view({batch, tokens, c.n_head_kv, c.head_dim}).transpose(1, 2);
+    at::Tensor q = layer.q_proj.forward(h, mode).view({batch, tokens, c.n_head, c.head_dim}).transpose(1, 2);
+    at::Tensor k = layer.k_proj.forward(h, mode).view({batch, tokens, c.n_head_kv, c.head_dim}).transpose(1, 2);
+    at::Tensor v = layer.v_proj.forward(h, mode).view({batch, tokens, c.n_head_kv, c.head_dim}).transpose(1, 2);
     q = q * cos + detail::rotate_half(q) * sin;
     k = k * cos + detail::rotate_half(k) * sin;
     if (cache != nullptr) {
@@ -145,12 +166,12 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& a
                                          0.0, /*is_causal=*/causal_only, std::nullopt,
                                          /*enable_gqa=*/c.n_head != c.n_head_kv);
     attended = attended.transpose(1, 2).reshape({batch, tokens, c.n_head * c.head_dim});
-    x = x + layer.o_proj.forward(attended);
+    x = x + layer.o_proj.forward(attended, mode);
 
     // MLP: norm, SwiGLU, residual.
     h = detail::rms_norm(x, layer.ffn_norm, c.rms_norm_eps);
-    at::Tensor gated = at::silu(layer.gate_proj.forward(h)) * layer.up_proj.forward(h);
-    x = x + layer.down_proj.forward(gated);
+    at::Tensor gated = at::silu(layer.gate_proj.forward(h, mode)) * layer.up_proj.forward(h, mode);
+    x = x + layer.down_proj.forward(gated, mode);
   }
 
   if (cache != nullptr) {
@@ -164,8 +185,23 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& a
     at::Tensor index = last.view({batch, 1, 1}).expand({batch, 1, x.size(2)});
     x = x.gather(1, index);
   }
-  x = detail::rms_norm(x, m.weights.output_norm, c.rms_norm_eps);
-  return ForwardOutput{m.weights.lm_head.forward(x).to(at::kFloat)};
+  return detail::rms_norm(x, m.weights.output_norm, c.rms_norm_eps);
+}
+
+}  // namespace
+
+ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, KVCache* cache,
+                                bool last_position_only) const {
+  at::Tensor hidden = decoder_hidden(*impl_, input_ids, attention_mask, cache, last_position_only);
+  return ForwardOutput{impl_->weights.lm_head.forward(hidden).to(at::kFloat)};
+}
+
+at::Tensor CausalLM::hidden_states(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+  return decoder_hidden(*impl_, input_ids, attention_mask, nullptr, false);
+}
+
+at::Tensor CausalLM::output_logits(const at::Tensor& hidden) const {
+  return impl_->weights.lm_head.forward(hidden).to(at::kFloat);
 }
 
 at::Tensor CausalLM::logits(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {

@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,12 +14,35 @@
 
 namespace medfair::detail {
 
-/// y = x W^T + b for x [..., in], weight [out, in], optional bias [out].
+/// A low-rank update of one projection, as PEFT's lora.Linear computes it:
+/// y += scaling * B (A dropout(x)). The matrices are float32 whatever the base
+/// dtype, as PEFT keeps them by default.
+struct LoraAdapter {
+  at::Tensor a;          ///< lora_A.weight [r, in]
+  at::Tensor b;          ///< lora_B.weight [out, r]
+  double scaling = 1.0;  ///< alpha / r, or alpha / sqrt(r) for rsLoRA
+  double dropout = 0.0;  ///< dropout probability on x, applied while training only
+};
+
+/// Whether the adapters take part in a forward pass.
+struct AdapterMode {
+  bool enabled = false;   ///< add the adapters' updates
+  bool training = false;  ///< apply adapter dropout
+};
+
+/// y = x W^T + b for x [..., in], weight [out, in], optional bias [out], plus
+/// the adapter's update when one is attached and enabled.
 struct Linear {
   at::Tensor weight;
-  at::Tensor bias;  ///< undefined when the projection has no bias
+  at::Tensor bias;                    ///< undefined when the projection has no bias
+  std::shared_ptr<LoraAdapter> lora;  ///< null when the projection has no adapter
 
+  /// The base projection only.
   at::Tensor forward(const at::Tensor& x) const;
+  /// The projection with its adapter's update when `mode.enabled`.
+  at::Tensor forward(const at::Tensor& x, const AdapterMode& mode) const;
+  /// weight + scaling * B A in the weight's dtype (the weight itself without an adapter).
+  at::Tensor merged_weight() const;
 };
 
 struct DecoderLayer {
@@ -54,6 +78,11 @@ LlamaWeights load_safetensors_weights(const std::filesystem::path& folder, const
 /// scaling applied. `freq_factors`, when defined, divides the frequencies as
 /// GGUF's rope_freqs.weight tensor prescribes.
 at::Tensor rotary_inverse_frequencies(const LlamaConfig& config, const at::Tensor& freq_factors = {});
+
+/// The projection of `layer` called `name` (q_proj, ..., down_proj); throws
+/// ConfigError for other names.
+Linear& projection(DecoderLayer& layer, const std::string& name);
+const Linear& projection(const DecoderLayer& layer, const std::string& name);
 
 /// Checks a loaded tensor's shape and throws ModelError naming the tensor, the
 /// file, the expected and the found shape.

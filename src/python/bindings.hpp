@@ -58,5 +58,6 @@ void bind_eval(py::module_& m);
 void bind_net(py::module_& m);
 void bind_generation(py::module_& m);
 void bind_prefs(py::module_& m);
+void bind_align(py::module_& m);
 
 }  // namespace medfair::python

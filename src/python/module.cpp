@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   medfair::python::bind_eval(m);
   medfair::python::bind_generation(m);
   medfair::python::bind_prefs(m);
+  medfair::python::bind_align(m);
 }

@@ -18,6 +18,7 @@
 
 #include "medfair/chat.hpp"
 #include "medfair/models/config.hpp"
+#include "medfair/models/lora.hpp"
 
 namespace medfair {
 
@@ -34,6 +35,17 @@ struct LoadOptions {
   /// Chat template family to force ("chatml", "llama3", "llama2", "gemma", ...);
   /// empty means: recognise it from the model's own template string.
   std::string chat_template;
+  /// A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors)
+  /// to attach after loading; empty (default) means none.
+  std::filesystem::path adapter;
+};
+
+/// BOS, EOS and PAD token ids as transformers' tokenizer for the same files
+/// reports them.
+struct SpecialTokens {
+  std::optional<int64_t> bos;
+  std::optional<int64_t> eos;
+  std::optional<int64_t> pad;
 };
 
 /// Keys and values of the tokens already processed, for incremental decoding
@@ -69,6 +81,9 @@ class CausalLM {
   const LlamaConfig& config() const;
   const text::Tokenizer& tokenizer() const;
   std::shared_ptr<const text::Tokenizer> shared_tokenizer() const;
+  /// BOS, EOS and PAD: from tokenizer_config.json for a folder (falling back to
+  /// the tokenizer's own), from the GGUF metadata for a file.
+  const SpecialTokens& special_tokens() const;
   /// Path of the weights, as given to load().
   const std::filesystem::path& source() const;
   /// "float32" or "bfloat16".
@@ -96,6 +111,54 @@ class CausalLM {
 
   /// Logits [B, T, V] (float32) for input_ids [B, T]; shorthand for forward().
   at::Tensor logits(const at::Tensor& input_ids, const at::Tensor& attention_mask = {}) const;
+
+  /// The decoder's output after the final norm, [B, T, D] in the model's
+  /// dtype. With output_logits() it splits forward() in two, so a caller can
+  /// project only the positions it needs onto the vocabulary.
+  at::Tensor hidden_states(const at::Tensor& input_ids, const at::Tensor& attention_mask = {}) const;
+  /// Logits [..., V] (float32) for hidden states [..., D] from hidden_states().
+  at::Tensor output_logits(const at::Tensor& hidden) const;
+
+  // ---- LoRA adapters ----------------------------------------------------------
+  // Adapters are shared by every copy of this CausalLM, since copies share the
+  // weights. Base weights never require gradients; the adapter matrices do.
+
+  /// Attaches fresh adapters initialised as PEFT does by default (A
+  /// kaiming-uniform with a = sqrt(5), B zero), so the model's output is
+  /// unchanged until training. Throws ConfigError when adapters are already
+  /// attached or the options are invalid.
+  void add_lora(const LoraOptions& options);
+  /// Attaches the adapter of a PEFT folder (adapter_config.json,
+  /// adapter_model.safetensors). Throws IOError, FormatError or ConfigError
+  /// naming the file, and ModelError when a tensor's shape does not fit.
+  void load_adapter(const std::filesystem::path& folder);
+  /// Writes the adapters as a PEFT folder: adapter_config.json and
+  /// adapter_model.safetensors (float32, PEFT's tensor names), both atomically.
+  /// Creates the folder. Throws ConfigError without adapters.
+  void save_adapter(const std::filesystem::path& folder) const;
+  /// Writes a Hugging Face model folder with the adapters merged into the
+  /// weights (W + scaling B A): config.json, model.safetensors in the model's
+  /// dtype, and the tokenizer files when the model was loaded from a folder.
+  void save_merged(const std::filesystem::path& folder) const;
+  /// Removes the adapters.
+  void remove_lora();
+
+  bool has_lora() const;
+  /// The adapters' settings; throws ConfigError without adapters.
+  const LoraOptions& lora_options() const;
+  /// Adapter matrices under PEFT's names
+  /// (base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight, ...),
+  /// float32. The tensors are the model's own, so an optimiser can update them.
+  std::map<std::string, at::Tensor> adapter_state_dict() const;
+  /// The adapter matrices in a fixed order (layer, then projection, A before B).
+  std::vector<at::Tensor> adapter_parameters() const;
+  /// Turns the adapters' contribution on (default) or off; off gives the base
+  /// model, which DPO uses as its reference.
+  void set_adapters_enabled(bool enabled);
+  bool adapters_enabled() const;
+  /// Training mode applies adapter dropout; default off.
+  void set_training(bool training);
+  bool training() const;
 
   /// Greedy decoding of up to `max_new_tokens` tokens after `prompt_ids`,
   /// stopping at an end-of-sequence token. Returns only the new tokens.
