@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -92,8 +93,35 @@ OptionScorer::OptionScorer(const CausalLM& model, ScorerOptions options) : model
   }
 }
 
+namespace {
+
+// Hex SHA-256 over the adapter tensors' names and float32 bytes, in name
+// order, so a resumed audit notices a different adapter on the same base.
+std::string adapter_sha256(const CausalLM& model) {
+  EVP_MD_CTX* context = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(context, EVP_sha256(), nullptr);
+  for (const auto& [name, tensor] : model.adapter_state_dict()) {
+    at::Tensor values = tensor.detach().to(at::kFloat).contiguous();
+    EVP_DigestUpdate(context, name.data(), name.size());
+    EVP_DigestUpdate(context, values.data_ptr(), static_cast<size_t>(values.nbytes()));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(context, digest, &length);
+  EVP_MD_CTX_free(context);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+}  // namespace
+
 nlohmann::json OptionScorer::describe() const {
-  return {{"model", model_.source().string()}, {"model_sha256", sha256_file(model_.source())}, {"model_dtype", model_.dtype()}};
+  nlohmann::json description = {{"model", model_.source().string()},
+                                {"model_sha256", sha256_file(model_.source())},
+                                {"model_dtype", model_.dtype()}};
+  if (model_.has_lora() && model_.adapters_enabled()) description["adapter_sha256"] = adapter_sha256(model_);
+  return description;
 }
 
 std::string OptionScorer::prompt_text(const prompts::StagePrompt& stage) const {
