@@ -14,6 +14,7 @@ from ._core import (
     BPETokenizer,
     CausalLM,
     ConfigError,
+    CompletionsOptionScorer,
     ContinuationScore,
     DataError,
     EndpointError,
@@ -51,6 +52,7 @@ from ._core import (
     OpenAIChatClient,
     OpenAICompletionsClient,
     PreferencePair,
+    SampledOptionScorer,
     ScoringOptions,
     SimPOTrainer,
     TrainerOptions,
@@ -65,6 +67,7 @@ from ._core import (
 from .align import AlignResult, align
 from .audit import AuditReport, audit
 from .prefs import PreferenceResult, build_preferences, split_vignettes
+from .pipeline import PipelineConfig, PipelineResult, pipeline
 from .prompts import (
     AttributeCatalog,
     PromptModifier,
@@ -90,6 +93,7 @@ __all__ = [
     "BPETokenizer",
     "CausalLM",
     "ConfigError",
+    "CompletionsOptionScorer",
     "ContinuationScore",
     "DataError",
     "EndpointError",
@@ -110,6 +114,8 @@ __all__ = [
     "LocalTeacher",
     "ModelError",
     "OpenAIChatClient",
+    "PipelineConfig",
+    "PipelineResult",
     "OpenAICompletionsClient",
     "PreferenceOptions",
     "PreferenceResult",
@@ -118,6 +124,7 @@ __all__ = [
     "PromptModifier",
     "PromptSet",
     "SamplingOptions",
+    "SampledOptionScorer",
     "ScoringOptions",
     "SentenceEncoder",
     "SentencePieceTokenizer",
@@ -133,6 +140,7 @@ __all__ = [
     "align",
     "audit",
     "build_preferences",
+    "pipeline",
     "cosine",
     "cosine_similarity_matrix",
     "end_of_sequence_ids",

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "medfair.commands.info",
     "medfair.commands.lint_templates",
     "medfair.commands.prefs",
+    "medfair.commands.pipeline",
     "medfair.commands.report",
 ]
 
