@@ -353,10 +353,11 @@ def pipeline(
     adapter_dir = out_dir / "adapter"
     if stage("align"):
         # A fresh copy of the target gets the adapters, so `target` stays the base
-        # model for the transfer audits. Checkpoints let an interrupted training resume.
+        # model for the transfer audits. Checkpoints let an interrupted training
+        # resume; without one, resume=True starts at step 0.
         align_kwargs = dict(model=config.model, prefs=prefs_path, out=adapter_dir, method=config.method,
                             preset=config.preset, progress=progress, checkpoint_every=CHECKPOINT_EVERY,
-                            resume=(adapter_dir / "checkpoint").exists())
+                            resume=True)
         align_kwargs.update(config.align_options)
         trained = align_model(**align_kwargs)
         run.mark("align", steps=trained.steps, resumed_from_step=trained.resumed_from_step)

@@ -95,11 +95,15 @@ OptionScorer::OptionScorer(const CausalLM& model, ScorerOptions options) : model
 
 namespace {
 
-// Hex SHA-256 over the adapter tensors' names and float32 bytes, in name
-// order, so a resumed audit notices a different adapter on the same base.
+// Hex SHA-256 over the adapter's scaling settings and its tensors' names and
+// float32 bytes, in name order, so a resumed audit notices a different
+// adapter on the same base.
 std::string adapter_sha256(const CausalLM& model) {
   EVP_MD_CTX* context = EVP_MD_CTX_new();
   EVP_DigestInit_ex(context, EVP_sha256(), nullptr);
+  const LoraOptions& lora = model.lora_options();
+  const std::string scaling = fmt::format("r={} alpha={} rslora={}", lora.r, lora.alpha, lora.use_rslora);
+  EVP_DigestUpdate(context, scaling.data(), scaling.size());
   for (const auto& [name, tensor] : model.adapter_state_dict()) {
     at::Tensor values = tensor.detach().to(at::kFloat).contiguous();
     EVP_DigestUpdate(context, name.data(), name.size());

@@ -28,7 +28,7 @@ KILL_DELAYS = [0.0, 1.5]
 def _command(out: pathlib.Path, gguf: pathlib.Path) -> list[str]:
     return [
         sys.executable, "-m", "medfair", "prefs", "--target", str(gguf), "--task", "generic", "--data", str(PAIN),
-        "--split", "all", "--out", str(out), "--draws", "2", "--max-new-tokens", "12", "--prompts-per-step", "2",
+        "--split", "all", "--out", str(out), "--draws", "1", "--max-new-tokens", "12", "--prompts-per-step", "2",
         "--keep-identical",
     ]
 
