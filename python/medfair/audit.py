@@ -91,6 +91,11 @@ class AuditReport:
 
 def _write_json_atomic(path: pathlib.Path, value: Any) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    # mkstemp creates the file readable by its owner only; give it the usual
+    # permissions of a new file instead.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(handle, 0o666 & ~umask)
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         json.dump(value, stream, indent=2)
         stream.write("\n")
