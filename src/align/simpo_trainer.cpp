@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <cmath>
 #include <fstream>
 #include <mutex>
@@ -354,11 +355,17 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
   }
 
   // The log keeps the steps up to the checkpoint; later lines were from the
-  // interrupted run and are written again.
+  // interrupted run and are written again. Reading stops at the first line
+  // that does not parse, which can only be a line torn by the interruption.
   if (start_step > 0 && std::filesystem::exists(log_path)) {
     std::string kept_lines;
-    for (const io::JsonlRecord& record : io::read_jsonl(log_path)) {
-      StepLog entry = step_from_json(record.value);
+    std::ifstream previous(log_path);
+    std::string line;
+    while (std::getline(previous, line)) {
+      if (line.empty()) continue;
+      nlohmann::json value = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (value.is_discarded()) break;
+      StepLog entry = step_from_json(value);
       if (entry.step > start_step) break;
       result.log.push_back(entry);
       kept_lines += io::to_jsonl_line(step_json(entry)) + "\n";

@@ -114,6 +114,9 @@ def test_align_resume_after_kill(model_dir, prefs_file, tmp_path):
     assert len(read_log(tmp_path / "killed" / "train_log.jsonl")) == 5
     state = json.loads((tmp_path / "killed" / "checkpoint" / "trainer_state.json").read_text())
     assert state["step"] == 4
+    # A line torn by the kill must not block the resume.
+    with open(tmp_path / "killed" / "train_log.jsonl", "a", encoding="utf-8") as log:
+        log.write('{"step": 6, "loss": 0.')
     # Resumed through the command line.
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
     resumed = subprocess.run(
