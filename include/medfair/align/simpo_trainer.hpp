@@ -101,7 +101,7 @@ struct BatchResult {
   int64_t tokens = 0;
 };
 
-/// What train() did.
+/// Outcome of train().
 struct TrainResult {
   std::filesystem::path adapter_dir;  ///< the output folder, a PEFT adapter folder
   std::filesystem::path log_path;

@@ -61,8 +61,8 @@ class SetScorer {
   /// order. `carry` may be ignored by scorers that cannot reuse work.
   virtual std::vector<StageScores> score_set(const std::vector<const prompts::StagePrompt*>& stages,
                                              StageCarry* carry) const = 0;
-  /// What is scored and how, for settings.json: a resumed audit must score the
-  /// same model the same way.
+  /// Description of the scored model and scoring method, for settings.json,
+  /// because a resumed audit must score the same model the same way.
   virtual nlohmann::json describe() const = 0;
 };
 

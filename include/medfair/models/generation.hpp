@@ -45,7 +45,7 @@ struct SamplingOptions {
   int64_t batch_size = 16;
 };
 
-/// Why a row stopped.
+/// Reason a row stopped.
 enum class FinishReason {
   eos,     ///< it produced an end-of-sequence or end-of-turn token
   stop,    ///< its text reached a stop string

@@ -85,7 +85,7 @@ TEST_CASE("dose stage continues from the decision stage's caches") {
   REQUIRE(carry.chunks.size() == 3);  // 8 variants in batches of 3
   const size_t decision_length = carry.tokens.front().size();
   auto continued = scorer.score_set(stage_of(set, 1), &carry);
-  // The carry now holds the dose prompts, which extend the decision prompts.
+  // The carry now contains the dose prompts, which extend the decision prompts.
   REQUIRE(carry.tokens.front().size() > decision_length);
   eval::OptionScorer alone(smollm2(), {.batch_size = 1, .reuse_prefix = false});
   auto fresh = alone.score_set(stage_of(set, 1));
