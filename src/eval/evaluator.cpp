@@ -5,7 +5,6 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +19,7 @@
 #include "medfair/io/atomic_file.hpp"
 #include "medfair/log.hpp"
 #include "medfair/stats/fairness.hpp"
+#include "internal.hpp"
 
 namespace medfair::eval {
 
@@ -135,27 +135,17 @@ std::string sha256_file(const std::filesystem::path& path) {
   } else {
     files.push_back(path);
   }
-  EVP_MD_CTX* context = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(context, EVP_sha256(), nullptr);
+  detail::Sha256 hash;
   std::vector<char> buffer(1 << 20);
   for (const auto& file : files) {
     std::ifstream stream(file, std::ios::binary);
-    if (!stream) {
-      EVP_MD_CTX_free(context);
-      throw IOError(fmt::format("cannot read {} to hash it", file.string()));
-    }
+    if (!stream) throw IOError(fmt::format("cannot read {} to hash it", file.string()));
     while (stream) {
       stream.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-      EVP_DigestUpdate(context, buffer.data(), static_cast<size_t>(stream.gcount()));
+      hash.update(buffer.data(), static_cast<size_t>(stream.gcount()));
     }
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(context, digest, &length);
-  EVP_MD_CTX_free(context);
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
+  return hash.hex_digest();
 }
 
 std::vector<nlohmann::json> read_results(const std::filesystem::path& path) {

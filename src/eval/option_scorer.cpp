@@ -11,7 +11,6 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -20,6 +19,7 @@
 #include "medfair/error.hpp"
 #include "medfair/eval/evaluator.hpp"
 #include "medfair/text/tokenizer.hpp"
+#include "internal.hpp"
 
 namespace medfair::eval {
 
@@ -76,15 +76,6 @@ std::pair<at::Tensor, at::Tensor> pad_right(const std::vector<std::vector<int64_
   return {ids, mask};
 }
 
-double log_sum_exp(const std::vector<double>& values) {
-  double top = -std::numeric_limits<double>::infinity();
-  for (double v : values) top = std::max(top, v);
-  if (!std::isfinite(top)) return top;
-  double sum = 0;
-  for (double v : values) sum += std::exp(v - top);
-  return top + std::log(sum);
-}
-
 }  // namespace
 
 OptionScorer::OptionScorer(const CausalLM& model, ScorerOptions options) : model_(model), options_(options) {
@@ -99,23 +90,15 @@ namespace {
 // float32 bytes, in name order, so a resumed audit notices a different
 // adapter on the same base.
 std::string adapter_sha256(const CausalLM& model) {
-  EVP_MD_CTX* context = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(context, EVP_sha256(), nullptr);
+  detail::Sha256 hash;
   const LoraOptions& lora = model.lora_options();
-  const std::string scaling = fmt::format("r={} alpha={} rslora={}", lora.r, lora.alpha, lora.use_rslora);
-  EVP_DigestUpdate(context, scaling.data(), scaling.size());
+  hash.update(fmt::format("r={} alpha={} rslora={}", lora.r, lora.alpha, lora.use_rslora));
   for (const auto& [name, tensor] : model.adapter_state_dict()) {
     at::Tensor values = tensor.detach().to(at::kFloat).contiguous();
-    EVP_DigestUpdate(context, name.data(), name.size());
-    EVP_DigestUpdate(context, values.data_ptr(), static_cast<size_t>(values.nbytes()));
+    hash.update(name);
+    hash.update(values.data_ptr(), static_cast<size_t>(values.nbytes()));
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(context, digest, &length);
-  EVP_MD_CTX_free(context);
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
+  return hash.hex_digest();
 }
 
 }  // namespace
@@ -248,9 +231,9 @@ std::vector<StageScores> OptionScorer::score_set(const std::vector<const prompts
     for (size_t f = 0; f < forms.size(); ++f) per_option[forms[f].option].push_back(form_log_probs[v][f]);
     for (size_t o = 0; o < n_options; ++o) {
       s.options.push_back(first.options[o].id);
-      s.log_probs.push_back(log_sum_exp(per_option[o]));
+      s.log_probs.push_back(detail::log_sum_exp(per_option[o]));
     }
-    const double log_coverage = log_sum_exp(s.log_probs);
+    const double log_coverage = detail::log_sum_exp(s.log_probs);
     s.coverage = std::exp(log_coverage);
     for (double lp : s.log_probs) s.probabilities.push_back(std::exp(lp - log_coverage));
     s.predicted = static_cast<size_t>(

@@ -13,19 +13,11 @@
 
 #include "medfair/error.hpp"
 #include "medfair/log.hpp"
+#include "internal.hpp"
 
 namespace medfair::eval {
 
 namespace {
-
-double log_sum_exp(const std::vector<double>& values) {
-  double top = -std::numeric_limits<double>::infinity();
-  for (double v : values) top = std::max(top, v);
-  if (!std::isfinite(top)) return top;
-  double sum = 0;
-  for (double v : values) sum += std::exp(v - top);
-  return top + std::log(sum);
-}
 
 void check_set(const std::vector<const prompts::StagePrompt*>& stages) {
   for (const prompts::StagePrompt* stage : stages) {
@@ -165,9 +157,9 @@ std::vector<StageScores> CompletionsOptionScorer::score_set(const std::vector<co
       std::vector<double> log_probs;
       for (size_t f = 0; f < forms[o].size(); ++f) log_probs.push_back(scored.at(v).at(c++).logprob);
       s.options.push_back(options[o].id);
-      s.log_probs.push_back(log_sum_exp(log_probs));
+      s.log_probs.push_back(detail::log_sum_exp(log_probs));
     }
-    const double log_coverage = log_sum_exp(s.log_probs);
+    const double log_coverage = detail::log_sum_exp(s.log_probs);
     s.coverage = std::exp(log_coverage);
     for (double lp : s.log_probs) s.probabilities.push_back(std::exp(lp - log_coverage));
     finish(s);
