@@ -65,7 +65,7 @@ class PipelineConfig:
     preset: str | None = None
     teacher_sees: str = "neutral"
     candidates: int = 2
-    pairing: str = "ranked"
+    pairing: str = "reference"  # chosen = the teacher's answer; see docs/RESULTS.md for why not "ranked"
     draws_per_vignette: int = 1
     max_new_tokens: int = 96
     prefs_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # more build_preferences keywords

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", default=None, choices=["simpo", "dpo"], help="preference loss (default: simpo)")
     parser.add_argument("--preset", default=None, help="training preset of medfair align (default: its defaults)")
     parser.add_argument("--candidates", type=int, default=None, help="target answers per prompt (default: 2)")
-    parser.add_argument("--pairing", default=None, choices=["ranked", "reference"], help="preference pairing (default: ranked)")
+    parser.add_argument("--pairing", default=None, choices=["ranked", "reference"], help="preference pairing (default: reference)")
     parser.add_argument("--draws", type=int, default=None, dest="draws_per_vignette",
                         help="random attribute draws per train vignette (default: 1)")
     parser.add_argument("--bootstrap", type=int, default=None, dest="bootstrap_replicates",
