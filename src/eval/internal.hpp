@@ -1,5 +1,5 @@
 #pragma once
-// Helpers shared by the eval layer's sources; not part of the public API.
+// Helpers shared by the eval layer's sources. They are not part of the public API.
 
 #include <openssl/evp.h>
 
@@ -12,8 +12,8 @@
 
 namespace medfair::eval::detail {
 
-/// log(sum(exp(values))), computed around the largest value; -inf for an
-/// empty list or one of only -inf.
+/// Returns log(sum(exp(values))), computed around the largest value. An empty
+/// list, or one of only -inf, gives -inf.
 inline double log_sum_exp(const std::vector<double>& values) {
   double top = -std::numeric_limits<double>::infinity();
   for (double v : values) top = std::max(top, v);
@@ -34,7 +34,7 @@ class Sha256 {
   void update(const void* data, size_t size) { EVP_DigestUpdate(context_, data, size); }
   void update(const std::string& text) { update(text.data(), text.size()); }
 
-  /// The digest as 64 lowercase hex digits; call once.
+  /// Returns the digest as 64 lowercase hex digits. Call it once.
   std::string hex_digest() {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
