@@ -45,13 +45,16 @@ print("max gap before:", before.max_gap())
 
 # %% [markdown]
 # ## 3. Preference pairs on the training vignettes
-# The target answers each attribute-injected prompt twice; the answer closer to
-# the teacher's reference (here the target itself, shown the neutral vignette)
-# in MiniLM's embedding space is "chosen".
+# The teacher (here the target itself, shown the neutral vignette) writes a
+# reference answer, and the target answers each attribute-injected prompt
+# twice. With reference pairing, as `medfair pipeline` does by default, the
+# reference is "chosen" and the target's answer farther from it in MiniLM's
+# embedding space is "rejected".
 
 # %%
 prefs = medfair.build_preferences(target=model, teacher="self", task=task, data=data, vignettes=train,
-                                  draws_per_vignette=4, max_new_tokens=64, out=out / "prefs.jsonl")
+                                  draws_per_vignette=4, max_new_tokens=64, pairing="reference",
+                                  out=out / "prefs.jsonl")
 print(prefs)
 
 # %% [markdown]
