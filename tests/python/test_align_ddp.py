@@ -1,0 +1,146 @@
+"""Data-parallel training under torchrun on SmolLM2-135M-Instruct.
+
+Two gloo processes on 127.0.0.1 train with batch_size 1 and grad_accumulation
+2 each, so every optimiser step covers 4 pairs. One process with
+grad_accumulation 4 sees the same 4 pairs per step, so its step log and
+adapter must equal the two-process run's up to floating-point summation
+order. A two-process run whose rank 0 is killed after step 2 must resume from
+its step-1 checkpoint and end with the same log and adapter. Dropout is 0,
+because each rank draws its own dropout masks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from align_support import vignette_records, write_jsonl
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Short pairs (the last 40 prompt tokens, 64 tokens in all) keep a step at a few
+# seconds on two CPU cores.
+COMMON = ["--max-steps", "2", "--batch-size", "1", "--lr", "1e-3", "--warmup-ratio", "0", "--lora-dropout", "0",
+          "--max-length", "64", "--max-prompt-length", "40", "--checkpoint-every", "1"]
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import medfair
+
+    def progress(step, total):
+        if step["step"] == 2 and os.environ["RANK"] == "0":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    medfair.align(model=sys.argv[1], prefs=sys.argv[2], out=sys.argv[3], max_steps=2, batch_size=1,
+                  grad_accumulation=2, learning_rate=1e-3, warmup_ratio=0.0, lora_dropout=0.0, max_length=64,
+                  max_prompt_length=40, checkpoint_every=1, progress=progress)
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def environment() -> dict:
+    # One thread per process in both the one- and two-process runs, as
+    # torchrun sets by default, so the matrix products sum in the same order.
+    return dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"), OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
+
+
+def torchrun(*args) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+               "--master-port", str(free_port()), *map(str, args)]
+    return subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=600)
+
+
+def read_log(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_adapter(folder) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def runs(gguf_path, tmp_path_factory):
+    """The two-process run and the one-process run with the combined batch."""
+    folder = tmp_path_factory.mktemp("ddp")
+    prefs = write_jsonl(folder / "prefs.jsonl", vignette_records(8))
+    two = torchrun("-m", "medfair", "align", "--model", gguf_path, "--prefs", prefs, "--out", folder / "two",
+                   "--grad-accum", "2", *COMMON)
+    assert two.returncode == 0, two.stderr[-4000:]
+    one = subprocess.run([sys.executable, "-m", "medfair", "align", "--model", str(gguf_path), "--prefs", str(prefs),
+                          "--out", str(folder / "one"), "--grad-accum", "4", *COMMON],
+                         env=environment(), capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-4000:]
+    return folder, prefs, two
+
+
+def test_ddp_log_matches_one_process(runs):
+    folder, _, two = runs
+    two_log = read_log(folder / "two" / "train_log.jsonl")
+    one_log = read_log(folder / "one" / "train_log.jsonl")
+    # Rank 1 writes nothing, so the log has one line per step.
+    assert [row["step"] for row in two_log] == [1, 2]
+    assert two.stdout.count("steps: 2") == 1
+    for expected, found in zip(one_log, two_log):
+        for key in ("loss", "chosen_reward", "rejected_reward", "reward_accuracy", "grad_norm"):
+            assert found[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), (key, expected, found)
+        assert found["tokens"] == expected["tokens"]
+        assert found["learning_rate"] == expected["learning_rate"]
+    # The second step must have moved the loss, or equality proves little.
+    assert abs(two_log[1]["loss"] - two_log[0]["loss"]) > 1e-4
+    settings = json.loads((folder / "two" / "align_settings.json").read_text())
+    assert settings["world_size"] == 2
+
+
+def test_ddp_adapter_matches_one_process(runs):
+    folder, _, _ = runs
+    two = read_adapter(folder / "two")
+    one = read_adapter(folder / "one")
+    assert set(two) == set(one)
+    # The gradients differ only in summation order, but AdamW divides each
+    # element by sqrt(v) + eps, which magnifies the rounding of elements whose
+    # gradient is near zero (A's gradient is exactly zero in step 1, while B
+    # starts at zero). So a few elements may move by up to 1% of the learning
+    # rate (1e-3), and nearly all must agree to 1e-6.
+    differences = torch.cat([(two[name] - expected).abs().reshape(-1) for name, expected in one.items()])
+    assert differences.max().item() < 1e-5
+    assert (differences > 1e-6).float().mean().item() < 1e-3
+    moved = [name for name, tensor in one.items() if ".lora_B." in name and tensor.abs().max().item() > 1e-4]
+    assert len(moved) == len(one) // 2
+
+
+def test_ddp_resume_after_kill(runs, gguf_path):
+    folder, prefs, _ = runs
+    script = folder / "kill_rank0.py"
+    script.write_text(KILL_SCRIPT)
+    killed = torchrun(script, gguf_path, prefs, folder / "killed")
+    assert killed.returncode != 0
+    state = json.loads((folder / "killed" / "checkpoint" / "trainer_state.json").read_text())
+    assert state["step"] == 1
+    assert state["fingerprint"]["options"]["world_size"] == 2
+
+    resumed = torchrun("-m", "medfair", "align", "--model", gguf_path, "--prefs", prefs, "--out",
+                       folder / "killed", "--grad-accum", "2", *COMMON, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "resumed from 1" in resumed.stdout
+    full = read_log(folder / "two" / "train_log.jsonl")
+    again = read_log(folder / "killed" / "train_log.jsonl")
+    assert [row["step"] for row in again] == [1, 2]
+    for expected, found in zip(full, again):
+        assert found["loss"] == pytest.approx(expected["loss"], rel=1e-6), (expected, found)
+    for name, expected in read_adapter(folder / "two").items():
+        torch.testing.assert_close(read_adapter(folder / "killed")[name], expected, rtol=1e-6, atol=1e-7, msg=name)
