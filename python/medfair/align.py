@@ -280,8 +280,11 @@ class _DataParallel:
 
 
 def _all_reduce_sum(tensors: list) -> None:
-    """Sum each tensor in place across the ranks; the trainer weights each rank's
-    gradients by its share of the step's pairs, so no division follows."""
+    """Sum each tensor in place across the ranks.
+
+    The trainer weights each rank's gradients by its share of the step's pairs,
+    so the sum needs no division by the world size.
+    """
     import torch.distributed as dist
 
     for tensor in tensors:

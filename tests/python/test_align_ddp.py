@@ -2,7 +2,7 @@
 
 Two gloo processes on 127.0.0.1 train with batch_size 1 and grad_accumulation
 2 each, so every optimiser step covers 4 pairs. One process with
-grad_accumulation 4 sees the same 4 pairs per step, so its step log and
+grad_accumulation 4 trains on the same 4 pairs per step, so its step log and
 adapter must equal the two-process run's up to floating-point summation
 order. A two-process run whose rank 0 is killed after step 2 must resume from
 its step-1 checkpoint and end with the same log and adapter. Dropout is 0,
@@ -78,49 +78,49 @@ def runs(gguf_path, tmp_path_factory):
     """The two-process run and the one-process run with the combined batch."""
     folder = tmp_path_factory.mktemp("ddp")
     prefs = write_jsonl(folder / "prefs.jsonl", vignette_records(8))
-    two = torchrun("-m", "medfair", "align", "--model", gguf_path, "--prefs", prefs, "--out", folder / "two",
+    parallel = torchrun("-m", "medfair", "align", "--model", gguf_path, "--prefs", prefs, "--out", folder / "parallel",
                    "--grad-accum", "2", *COMMON)
-    assert two.returncode == 0, two.stderr[-4000:]
-    one = subprocess.run([sys.executable, "-m", "medfair", "align", "--model", str(gguf_path), "--prefs", str(prefs),
-                          "--out", str(folder / "one"), "--grad-accum", "4", *COMMON],
+    assert parallel.returncode == 0, parallel.stderr[-4000:]
+    single = subprocess.run([sys.executable, "-m", "medfair", "align", "--model", str(gguf_path), "--prefs", str(prefs),
+                          "--out", str(folder / "single"), "--grad-accum", "4", *COMMON],
                          env=environment(), capture_output=True, text=True, timeout=600)
-    assert one.returncode == 0, one.stderr[-4000:]
-    return folder, prefs, two
+    assert single.returncode == 0, single.stderr[-4000:]
+    return folder, prefs, parallel
 
 
 def test_ddp_log_matches_one_process(runs):
-    folder, _, two = runs
-    two_log = read_log(folder / "two" / "train_log.jsonl")
-    one_log = read_log(folder / "one" / "train_log.jsonl")
+    folder, _, parallel = runs
+    parallel_log = read_log(folder / "parallel" / "train_log.jsonl")
+    single_log = read_log(folder / "single" / "train_log.jsonl")
     # Rank 1 writes nothing, so the log has one line per step.
-    assert [row["step"] for row in two_log] == [1, 2]
-    assert two.stdout.count("steps: 2") == 1
-    for expected, found in zip(one_log, two_log):
+    assert [row["step"] for row in parallel_log] == [1, 2]
+    assert parallel.stdout.count("steps: 2") == 1
+    for expected, found in zip(single_log, parallel_log):
         for key in ("loss", "chosen_reward", "rejected_reward", "reward_accuracy", "grad_norm"):
             assert found[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), (key, expected, found)
         assert found["tokens"] == expected["tokens"]
         assert found["learning_rate"] == expected["learning_rate"]
     # The second step must have moved the loss, or equality proves little.
-    assert abs(two_log[1]["loss"] - two_log[0]["loss"]) > 1e-4
-    settings = json.loads((folder / "two" / "align_settings.json").read_text())
+    assert abs(parallel_log[1]["loss"] - parallel_log[0]["loss"]) > 1e-4
+    settings = json.loads((folder / "parallel" / "align_settings.json").read_text())
     assert settings["world_size"] == 2
 
 
 def test_ddp_adapter_matches_one_process(runs):
     folder, _, _ = runs
-    two = read_adapter(folder / "two")
-    one = read_adapter(folder / "one")
-    assert set(two) == set(one)
+    parallel = read_adapter(folder / "parallel")
+    single = read_adapter(folder / "single")
+    assert set(parallel) == set(single)
     # The gradients differ only in summation order, but AdamW divides each
     # element by sqrt(v) + eps, which magnifies the rounding of elements whose
     # gradient is near zero (A's gradient is exactly zero in step 1, while B
     # starts at zero). So a few elements may move by up to 1% of the learning
     # rate (1e-3), and nearly all must agree to 1e-6.
-    differences = torch.cat([(two[name] - expected).abs().reshape(-1) for name, expected in one.items()])
+    differences = torch.cat([(parallel[name] - expected).abs().reshape(-1) for name, expected in single.items()])
     assert differences.max().item() < 1e-5
     assert (differences > 1e-6).float().mean().item() < 1e-3
-    moved = [name for name, tensor in one.items() if ".lora_B." in name and tensor.abs().max().item() > 1e-4]
-    assert len(moved) == len(one) // 2
+    moved = [name for name, tensor in single.items() if ".lora_B." in name and tensor.abs().max().item() > 1e-4]
+    assert len(moved) == len(single) // 2
 
 
 def test_ddp_resume_after_kill(runs, gguf_path):
@@ -137,10 +137,10 @@ def test_ddp_resume_after_kill(runs, gguf_path):
                        folder / "killed", "--grad-accum", "2", *COMMON, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     assert "resumed from 1" in resumed.stdout
-    full = read_log(folder / "two" / "train_log.jsonl")
+    full = read_log(folder / "parallel" / "train_log.jsonl")
     again = read_log(folder / "killed" / "train_log.jsonl")
     assert [row["step"] for row in again] == [1, 2]
     for expected, found in zip(full, again):
         assert found["loss"] == pytest.approx(expected["loss"], rel=1e-6), (expected, found)
-    for name, expected in read_adapter(folder / "two").items():
+    for name, expected in read_adapter(folder / "parallel").items():
         torch.testing.assert_close(read_adapter(folder / "killed")[name], expected, rtol=1e-6, atol=1e-7, msg=name)

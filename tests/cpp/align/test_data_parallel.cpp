@@ -40,7 +40,7 @@ TEST_CASE("rank_micro_batches: short last step") {
   // Step 2 has pairs 16 to 19: rank 0 takes all four and rank 1 none.
   CHECK(rank_micro_batches(20, 2, 2, 2, 0, 2) == Batches{{16, 17}, {18, 19}});
   CHECK(rank_micro_batches(20, 2, 2, 2, 1, 2).empty());
-  // 19 pairs: rank 0's second pass holds one pair.
+  // 19 pairs: rank 0's second pass has one pair.
   CHECK(rank_micro_batches(19, 2, 2, 2, 0, 2) == Batches{{16, 17}, {18}});
   // 21 pairs: step 2 gives rank 1 the last pair.
   CHECK(rank_micro_batches(21, 2, 2, 2, 1, 2) == Batches{{20}});
