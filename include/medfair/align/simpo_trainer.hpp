@@ -159,6 +159,9 @@ class SimPOTrainer {
   /// train() with the same model, options and pairs. Only rank 0 writes the
   /// step log, the checkpoints and the final adapter, and every rank reads
   /// the checkpoint when resuming. Throws ConfigError for invalid settings.
+  /// NOTE: an exception on one rank leaves the others waiting in the
+  /// collective until the launcher stops them (torchrun does) or the
+  /// backend's timeout expires.
   void set_data_parallel(DataParallel data_parallel);
 
   /// Trains on `pairs` and writes the final adapter as a PEFT folder to `out`
