@@ -175,7 +175,7 @@ void check_fingerprint(const std::filesystem::path& checkpoint, const nlohmann::
       if (old_value != value) changes.push_back(fmt::format("{} was {}, now {}", key, old_value.dump(), value.dump()));
     }
     throw ConfigError(fmt::format("{}: the checkpoint was written with {} ({}); resume with the same data, model "
-                                  "and options, or start a new output folder or drop --resume (resume=False)",
+                                  "and options, start a new output folder, or drop --resume (resume=False in Python)",
                                   checkpoint.string(), description, fmt::join(changes, "; ")));
   }
 }
