@@ -263,7 +263,8 @@ class _DataParallel:
         self.rank = dist.get_rank()
         self.world_size = dist.get_world_size()
         if self.world_size > 1:
-            self.trainer.set_data_parallel(self.rank, self.world_size, _all_reduce_sum)
+            # The trainer runs the group's all-reduce from C++, without the GIL.
+            self.trainer.set_process_group(dist.group.WORLD)
         return self
 
     def barrier(self) -> None:
@@ -277,18 +278,6 @@ class _DataParallel:
             import torch.distributed as dist
 
             dist.destroy_process_group()
-
-
-def _all_reduce_sum(tensors: list) -> None:
-    """Sum each tensor in place across the ranks.
-
-    The trainer weights each rank's gradients by its share of the step's pairs,
-    so the sum needs no division by the world size.
-    """
-    import torch.distributed as dist
-
-    for tensor in tensors:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
 
 
 def _progress_callback(progress):

@@ -3,11 +3,13 @@
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/utils/pybind.h>
 
 #include "bindings.hpp"
 #include "medfair/align/losses.hpp"
 #include "medfair/align/preference_data.hpp"
+#include "medfair/align/process_group.hpp"
 #include "medfair/align/simpo_trainer.hpp"
 
 namespace medfair::python {
@@ -193,6 +195,14 @@ void bind_align(py::module_& m) {
           py::arg("rank"), py::arg("world_size"), py::arg("all_reduce_sum") = py::none(),
           "Make train() one rank of data-parallel training. all_reduce_sum(tensors: list) must sum each tensor "
           "in place across the ranks (torch.distributed.all_reduce); only rank 0 writes files.")
+      .def(
+          "set_process_group",
+          [](align::SimPOTrainer& trainer, const c10::intrusive_ptr<c10d::ProcessGroup>& group) {
+            trainer.set_data_parallel(align::process_group_data_parallel(group));
+          },
+          py::arg("group"),
+          "Make train() one rank of data-parallel training over a torch.distributed process group "
+          "(e.g. torch.distributed.group.WORLD); the all-reduce runs in C++ without the GIL.")
       .def(
           "train",
           [](align::SimPOTrainer& trainer, const std::vector<align::PreferencePair>& pairs,

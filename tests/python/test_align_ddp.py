@@ -5,8 +5,10 @@ Two gloo processes on 127.0.0.1 train with batch_size 1 and grad_accumulation
 grad_accumulation 4 trains on the same 4 pairs per step, so its step log and
 adapter must equal the two-process run's up to floating-point summation
 order. A two-process run whose rank 0 is killed after step 2 must resume from
-its step-1 checkpoint and end with the same log and adapter. Dropout is 0,
-because each rank draws its own dropout masks.
+its step-1 checkpoint and end with the same log and adapter. medfair.align
+runs the all-reduce in C++ over torch.distributed's process group, and a
+two-process run with a Python all_reduce_sum callable must match it. Dropout
+is 0, because each rank draws its own dropout masks.
 """
 
 from __future__ import annotations
@@ -41,6 +43,30 @@ KILL_SCRIPT = textwrap.dedent(
     medfair.align(model=sys.argv[1], prefs=sys.argv[2], out=sys.argv[3], max_steps=2, batch_size=1,
                   grad_accumulation=2, learning_rate=1e-3, warmup_ratio=0.0, lora_dropout=0.0, max_length=64,
                   max_prompt_length=40, checkpoint_every=1, progress=progress)
+    """
+)
+
+
+CALLABLE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import torch.distributed as dist
+    import medfair
+    from medfair.align import trainer_options
+
+    def all_reduce_sum(tensors):
+        for tensor in tensors:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+    dist.init_process_group("gloo")
+    model = medfair.CausalLM.load(sys.argv[1])
+    options = trainer_options(max_steps=2, batch_size=1, grad_accumulation=2, learning_rate=1e-3, warmup_ratio=0.0,
+                              lora_dropout=0.0, max_length=64, max_prompt_length=40, checkpoint_every=1)
+    trainer = medfair._core.SimPOTrainer(model, options)
+    trainer.set_data_parallel(dist.get_rank(), dist.get_world_size(), all_reduce_sum)
+    trainer.train(medfair._core.read_preference_file(sys.argv[2], model), sys.argv[3])
+    dist.barrier()
+    dist.destroy_process_group()
     """
 )
 
@@ -144,3 +170,19 @@ def test_ddp_resume_after_kill(runs, gguf_path):
         assert found["loss"] == pytest.approx(expected["loss"], rel=1e-6), (expected, found)
     for name, expected in read_adapter(folder / "parallel").items():
         torch.testing.assert_close(read_adapter(folder / "killed")[name], expected, rtol=1e-6, atol=1e-7, msg=name)
+
+
+def test_ddp_python_collective_matches(runs, gguf_path):
+    folder, prefs, _ = runs
+    script = folder / "python_collective.py"
+    script.write_text(CALLABLE_SCRIPT)
+    done = torchrun(script, gguf_path, prefs, folder / "callable")
+    assert done.returncode == 0, done.stderr[-4000:]
+    expected = read_log(folder / "parallel" / "train_log.jsonl")
+    found = read_log(folder / "callable" / "train_log.jsonl")
+    assert [row["step"] for row in found] == [1, 2]
+    for before, after in zip(expected, found):
+        assert after["loss"] == pytest.approx(before["loss"], rel=1e-6), (before, after)
+        assert after["grad_norm"] == pytest.approx(before["grad_norm"], rel=1e-6), (before, after)
+    for name, tensor in read_adapter(folder / "parallel").items():
+        torch.testing.assert_close(read_adapter(folder / "callable")[name], tensor, rtol=1e-6, atol=1e-7, msg=name)
