@@ -257,6 +257,8 @@ class _DataParallel:
         if not dist.is_initialized():
             if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
                 return self
+            # NOTE: CausalLM runs on the CPU only, so the nccl branch has not
+            # been run; a CUDA model would also need torch.cuda.set_device(LOCAL_RANK).
             on_cuda = any(t.is_cuda for t in self.model.adapter_state_dict().values())
             dist.init_process_group(backend="nccl" if on_cuda else "gloo")
             self._created_group = True
