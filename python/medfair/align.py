@@ -3,6 +3,8 @@
 Training runs in C++ (``SimPOTrainer``). This module builds the options from a
 preset and keyword overrides and shows progress. It also writes the run's
 settings next to the adapter and returns the step log as a pandas DataFrame.
+Under torchrun (WORLD_SIZE > 1 in the environment) it trains data-parallel
+across the processes through torch.distributed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class AlignResult:
     resumed_from_step: int
     truncation: dict[str, int]
     settings: dict[str, Any]
+    rank: int = 0
+    world_size: int = 1
 
     @property
     def log(self):
@@ -154,6 +158,12 @@ def align(
     warmup_steps, scheduler, seed, max_length, max_prompt_length,
     checkpoint_every, weight_decay). ``progress`` shows a bar, or is called as
     progress(step_record, total_steps) after every optimiser step.
+
+    Under torchrun with WORLD_SIZE > 1, or inside a torch.distributed process
+    group, every process trains on its share of each step's
+    world_size x batch_size x grad_accumulation pairs and the gradients are
+    summed across processes. Only rank 0 writes files and shows the bar, while a
+    callable ``progress`` is called on every rank.
     """
     trainer_settings = trainer_options(
         method=method,
@@ -174,13 +184,20 @@ def align(
 
     pairs = _core.read_preference_file(str(prefs), loaded)
     trainer = _core.SimPOTrainer(loaded, trainer_settings)
-    callback, bar = _progress_callback(progress)
-    try:
-        result = trainer.train(pairs, str(out_dir), resume=resume, progress=callback)
-    finally:
-        if bar is not None:
-            bar.close()
+    with _DataParallel(trainer, loaded) as parallel:
+        callback, bar = _progress_callback(progress if parallel.rank == 0 or callable(progress) else False)
+        try:
+            result = trainer.train(pairs, str(out_dir), resume=resume, progress=callback)
+        finally:
+            if bar is not None:
+                bar.close()
+        outcome = _align_result(result, loaded, prefs, preset, trainer_settings, out_dir, parallel)
+        # The other ranks return once rank 0 has written the adapter and settings.
+        parallel.barrier()
+    return outcome
 
+
+def _align_result(result, loaded, prefs, preset, trainer_settings, out_dir, parallel) -> AlignResult:
     truncation = {
         "pairs": result.truncation.pairs,
         "prompts_truncated": result.truncation.prompts_truncated,
@@ -198,10 +215,12 @@ def align(
         "truncation": truncation,
         "steps": result.steps,
         "resumed_from_step": result.resumed_from_step,
+        "world_size": parallel.world_size,
         "medfair_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    (out_dir / "align_settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    if parallel.rank == 0:
+        (out_dir / "align_settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     return AlignResult(
         adapter_dir=out_dir,
         log_path=pathlib.Path(result.log_path),
@@ -209,7 +228,58 @@ def align(
         resumed_from_step=result.resumed_from_step,
         truncation=truncation,
         settings=settings,
+        rank=parallel.rank,
+        world_size=parallel.world_size,
     )
+
+
+class _DataParallel:
+    """Joins the trainer to torch.distributed when training runs data-parallel.
+
+    A process group that the caller set up is used as it is. Otherwise, when
+    torchrun's WORLD_SIZE is above 1, one is created from torchrun's
+    environment (RANK, MASTER_ADDR, MASTER_PORT) with the gloo backend for CPU
+    adapters or nccl for CUDA ones, and destroyed on exit.
+    """
+
+    def __init__(self, trainer: _core.SimPOTrainer, model: _core.CausalLM) -> None:
+        self.trainer = trainer
+        self.model = model
+        self.rank = 0
+        self.world_size = 1
+        self._created_group = False
+
+    def __enter__(self) -> "_DataParallel":
+        import torch.distributed as dist
+
+        if not dist.is_available():
+            return self
+        if not dist.is_initialized():
+            if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+                return self
+            # NOTE: CausalLM runs on the CPU only, so the nccl branch has not
+            # been run; a CUDA model would also need torch.cuda.set_device(LOCAL_RANK).
+            on_cuda = any(t.is_cuda for t in self.model.adapter_state_dict().values())
+            dist.init_process_group(backend="nccl" if on_cuda else "gloo")
+            self._created_group = True
+        self.rank = dist.get_rank()
+        self.world_size = dist.get_world_size()
+        if self.world_size > 1:
+            # The trainer runs the group's all-reduce from C++, without the GIL.
+            self.trainer.set_process_group(dist.group.WORLD)
+        return self
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def __exit__(self, *exc_info) -> None:
+        if self._created_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
 
 
 def _progress_callback(progress):

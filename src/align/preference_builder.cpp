@@ -6,13 +6,10 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <numeric>
@@ -63,26 +60,6 @@ bool starts_with_option(std::string_view text, const prompts::StagePrompt& stage
     }
   }
   return false;
-}
-
-// Appends whole lines with one write() and an fsync, so a crash leaves at most
-// one torn line at the end of the file (as the audit's results.jsonl does).
-void append_lines(const std::filesystem::path& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) throw IOError(fmt::format("cannot open {} for appending: {}", path.string(), std::strerror(errno)));
-  size_t written = 0;
-  while (written < text.size()) {
-    ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      ::close(fd);
-      throw IOError(fmt::format("cannot write to {}: {}", path.string(), std::strerror(error)));
-    }
-    written += static_cast<size_t>(n);
-  }
-  ::fsync(fd);
-  ::close(fd);
 }
 
 // Reads the records of an earlier run in their key order. A torn or
@@ -462,7 +439,7 @@ PreferenceResult PreferenceBuilder::run(const prompts::Task& task, const std::fi
       lines += io::to_jsonl_line(*record) + "\n";
       kept[todo[p]->prompt_id] = std::move(*record);
     }
-    if (!lines.empty()) append_lines(out, lines);
+    if (!lines.empty()) io::append_file_durable(out, lines);
     if (progress) progress(end, prompts.size());
   }
 

@@ -12,8 +12,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
-#include <fstream>
 #include <cmath>
 #include <fstream>
 #include <mutex>
@@ -25,9 +23,11 @@
 #include <torch/serialize.h>
 
 #include "medfair/error.hpp"
+#include "medfair/eval/evaluator.hpp"
 #include "medfair/io/atomic_file.hpp"
 #include "medfair/io/jsonl.hpp"
 #include "medfair/log.hpp"
+#include "medfair/prompts/rng.hpp"
 
 namespace medfair::align {
 
@@ -81,10 +81,38 @@ void TrainerOptions::validate() const {
   lora.validate();
 }
 
+void DataParallel::validate() const {
+  if (world_size < 1) throw ConfigError(fmt::format("DataParallel.world_size is {}; it must be positive", world_size));
+  if (rank < 0 || rank >= world_size) {
+    throw ConfigError(fmt::format("DataParallel.rank is {}; use a value in [0, {})", rank, world_size));
+  }
+  if (world_size > 1 && !all_reduce_sum) {
+    throw ConfigError(fmt::format("DataParallel.all_reduce_sum is empty; world_size {} needs a collective that sums "
+                                  "tensors across the ranks",
+                                  world_size));
+  }
+}
+
+std::vector<std::vector<size_t>> rank_micro_batches(size_t pair_count, int64_t batch_size, int64_t grad_accumulation,
+                                                     int64_t step_in_epoch, int64_t rank, int64_t world_size) {
+  const size_t per_rank = static_cast<size_t>(batch_size * grad_accumulation);
+  const size_t begin = static_cast<size_t>(step_in_epoch * world_size + rank) * per_rank;
+  const size_t end = std::min(begin + per_rank, pair_count);
+  std::vector<std::vector<size_t>> batches;
+  for (size_t first = begin; first < end; first += static_cast<size_t>(batch_size)) {
+    std::vector<size_t> batch;
+    for (size_t i = first; i < std::min(first + static_cast<size_t>(batch_size), end); ++i) batch.push_back(i);
+    batches.push_back(std::move(batch));
+  }
+  return batches;
+}
+
 namespace {
 
-// The options that must not change between a run and its resumption.
-nlohmann::json fingerprint(const TrainerOptions& o, size_t pairs) {
+// The options that must not change between a run and its resumption,
+// including the adapters' settings and the number of ranks, since the ranks'
+// share of each step follows from it.
+nlohmann::json options_fingerprint(const TrainerOptions& o, const LoraOptions& lora, int64_t world_size) {
   return {{"method", o.method},          {"beta", o.beta},
           {"gamma_beta_ratio", o.gamma_beta_ratio}, {"label_smoothing", o.label_smoothing},
           {"sft_weight", o.sft_weight},  {"learning_rate", o.learning_rate},
@@ -94,7 +122,62 @@ nlohmann::json fingerprint(const TrainerOptions& o, size_t pairs) {
           {"batch_size", o.batch_size},  {"grad_accumulation", o.grad_accumulation},
           {"max_grad_norm", o.max_grad_norm}, {"seed", o.seed},
           {"max_length", o.max_length},  {"max_prompt_length", o.max_prompt_length},
-          {"pairs", pairs}};
+          {"lora_r", lora.r},            {"lora_alpha", lora.alpha},
+          {"lora_dropout", lora.dropout}, {"lora_use_rslora", lora.use_rslora},
+          {"lora_target_modules", lora.target_modules},
+          {"world_size", world_size}};
+}
+
+// The tokenized pairs: their count and a 64-bit FNV-1a hash of every pair's
+// token ids and prompt lengths, so other pairs, another tokenizer or other
+// length limits change it.
+nlohmann::json data_fingerprint(const std::vector<TokenizedPair>& pairs) {
+  uint64_t hash = prompts::fnv1a("");
+  auto mix_ids = [&hash](const std::vector<int64_t>& ids) {
+    const int64_t size = static_cast<int64_t>(ids.size());
+    hash = prompts::fnv1a(std::string_view(reinterpret_cast<const char*>(&size), sizeof size), hash);
+    hash = prompts::fnv1a(std::string_view(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(int64_t)),
+                          hash);
+  };
+  for (const TokenizedPair& pair : pairs) {
+    mix_ids(pair.chosen_ids);
+    mix_ids(pair.rejected_ids);
+    mix_ids({pair.chosen_prompt_length, pair.rejected_prompt_length});
+  }
+  return {{"pairs", pairs.size()}, {"token_ids_fnv1a", fmt::format("{:016x}", hash)}};
+}
+
+// The base model: the SHA-256 of its weight file (or of a folder's weight and
+// config files) and the dtype it was loaded in.
+nlohmann::json model_fingerprint(const CausalLM& model) {
+  return {{"sha256", eval::sha256_file(model.source())}, {"dtype", model.dtype()}};
+}
+
+// Compares a checkpoint's fingerprint with the current run's and throws
+// ConfigError naming the first part (data, base model or options) that
+// differs, with each differing key's old and new value.
+void check_fingerprint(const std::filesystem::path& checkpoint, const nlohmann::json& stored,
+                       const nlohmann::json& current) {
+  if (!stored.is_object()) {
+    throw ConfigError(fmt::format("{}: the checkpoint has no fingerprint of its data, model and options (it was "
+                                  "written by an older medfair); start a new output folder or drop --resume",
+                                  checkpoint.string()));
+  }
+  const std::pair<const char*, const char*> parts[] = {
+      {"data", "other preference data"}, {"model", "another base model"}, {"options", "other options"}};
+  for (const auto& [part, description] : parts) {
+    const nlohmann::json old_part = stored.value(part, nlohmann::json::object());
+    const nlohmann::json& new_part = current.at(part);
+    if (old_part == new_part) continue;
+    std::vector<std::string> changes;
+    for (const auto& [key, value] : new_part.items()) {
+      const nlohmann::json old_value = old_part.contains(key) ? old_part.at(key) : nlohmann::json("(missing)");
+      if (old_value != value) changes.push_back(fmt::format("{} was {}, now {}", key, old_value.dump(), value.dump()));
+    }
+    throw ConfigError(fmt::format("{}: the checkpoint was written with {} ({}); resume with the same data, model "
+                                  "and options, start a new output folder, or drop --resume (resume=False in Python)",
+                                  checkpoint.string(), description, fmt::join(changes, "; ")));
+  }
 }
 
 // Learning-rate factor of transformers' get_cosine_schedule_with_warmup and
@@ -120,6 +203,18 @@ std::vector<size_t> epoch_order(size_t count, uint64_t seed, int64_t epoch) {
     std::swap(order[i - 1], order[j]);
   }
   return order;
+}
+
+// Seed of the dropout generator for one rank's optimiser step (SplitMix64's
+// finaliser over the seed, step and rank). Reseeding every step makes the
+// masks follow from the position, so a resumed run needs no generator state,
+// and ranks draw independent masks.
+uint64_t dropout_seed(uint64_t seed, int64_t step, int64_t rank) {
+  uint64_t z = seed ^ (static_cast<uint64_t>(step) * 0x9E3779B97F4A7C15ULL) ^
+               (static_cast<uint64_t>(rank) * 0xD1B54A32D192ED03ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
 }
 
 void fsync_path(const std::filesystem::path& path, bool directory) {
@@ -192,6 +287,76 @@ class AdaptersDisabled {
   CausalLM& model_;
 };
 
+// Sums of one step's metrics over its pairs.
+struct StepTotals {
+  double loss = 0.0;
+  double chosen = 0.0;
+  double rejected = 0.0;
+  double correct = 0.0;
+  int64_t tokens = 0;
+
+  void add(const BatchResult& batch, double pairs) {
+    loss += batch.loss.loss.item<double>() * pairs;
+    chosen += batch.loss.chosen_rewards.sum().item<double>();
+    rejected += batch.loss.rejected_rewards.sum().item<double>();
+    correct += batch.loss.chosen_rewards.gt(batch.loss.rejected_rewards).sum().item<double>();
+    tokens += batch.tokens;
+  }
+};
+
+// Sums the adapters' gradients and the step's metrics over all ranks, with one
+// collective call on a flat gradient buffer and a float64 metrics vector. A
+// rank without pairs in this step contributes zeros.
+void all_reduce_step(const std::vector<at::Tensor>& parameters, StepTotals& totals, const DataParallel& parallel) {
+  std::vector<at::Tensor> flat_grads;
+  flat_grads.reserve(parameters.size());
+  for (const at::Tensor& p : parameters) {
+    flat_grads.push_back(p.grad().defined() ? p.grad().reshape(-1) : at::zeros({p.numel()}, p.options()));
+  }
+  const at::Tensor metrics_cpu = at::tensor({totals.loss, totals.chosen, totals.rejected, totals.correct,
+                                             static_cast<double>(totals.tokens)},
+                                            at::kDouble);
+  std::vector<at::Tensor> buffers = {at::cat(flat_grads), metrics_cpu.to(parameters.front().device())};
+  parallel.all_reduce_sum(buffers);
+
+  int64_t offset = 0;
+  for (const at::Tensor& p : parameters) {
+    at::Tensor summed = buffers[0].narrow(0, offset, p.numel()).view(p.sizes());
+    if (p.grad().defined()) {
+      p.mutable_grad().copy_(summed);
+    } else {
+      p.mutable_grad() = summed.clone();
+    }
+    offset += p.numel();
+  }
+  const at::Tensor metrics = buffers[1].cpu();
+  const double* values = metrics.data_ptr<double>();
+  totals.loss = values[0];
+  totals.chosen = values[1];
+  totals.rejected = values[2];
+  totals.correct = values[3];
+  totals.tokens = static_cast<int64_t>(std::llround(values[4]));
+}
+
+// Reads the step log up to and including `last_step`, and the same records
+// re-serialized into `kept_lines`. Reading stops at the first line that does
+// not parse, which can only be a line torn by an interruption.
+std::vector<StepLog> read_log_until(const std::filesystem::path& path, int64_t last_step, std::string* kept_lines) {
+  std::vector<StepLog> steps;
+  std::ifstream previous(path);
+  std::string line;
+  while (previous && std::getline(previous, line)) {
+    if (line.empty()) continue;
+    nlohmann::json value = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (value.is_discarded()) break;
+    StepLog entry = step_from_json(value);
+    if (entry.step > last_step) break;
+    steps.push_back(entry);
+    *kept_lines += io::to_jsonl_line(step_json(entry)) + "\n";
+  }
+  return steps;
+}
+
 }  // namespace
 
 // ---- Trainer -------------------------------------------------------------------
@@ -200,10 +365,11 @@ struct SimPOTrainer::State {
   CausalLM model;
   TrainerOptions options;
   ProgressCallback progress;
+  DataParallel data_parallel;
 };
 
 SimPOTrainer::SimPOTrainer(CausalLM model, TrainerOptions options)
-    : state_(std::make_unique<State>(State{std::move(model), std::move(options), {}})) {
+    : state_(std::make_unique<State>(State{std::move(model), std::move(options), {}, {}})) {
   state_->options.validate();
   if (!state_->model.has_lora()) {
     LoraOptions lora = state_->options.lora;
@@ -221,6 +387,11 @@ const TrainerOptions& SimPOTrainer::options() const { return state_->options; }
 CausalLM& SimPOTrainer::model() { return state_->model; }
 
 void SimPOTrainer::set_progress_callback(ProgressCallback callback) { state_->progress = std::move(callback); }
+
+void SimPOTrainer::set_data_parallel(DataParallel data_parallel) {
+  data_parallel.validate();
+  state_->data_parallel = std::move(data_parallel);
+}
 
 std::vector<TokenizedPair> SimPOTrainer::tokenize(const std::vector<PreferencePair>& pairs,
                                                   TruncationCounts* counts) const {
@@ -275,6 +446,8 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
                                 bool resume) {
   const TrainerOptions& o = state_->options;
   CausalLM& model = state_->model;
+  const DataParallel& parallel = state_->data_parallel;
+  const bool writer = parallel.rank == 0;  // only rank 0 writes files
   std::filesystem::create_directories(out);
   const std::filesystem::path checkpoint_dir = out / "checkpoint";
   const std::filesystem::path log_path = o.log_path.empty() ? out / "train_log.jsonl" : o.log_path;
@@ -289,7 +462,7 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
   for (const TokenizedPair& pair : tokenized) {
     if (!pair.empty_response) usable.push_back(&pair);
   }
-  if (result.truncation.empty_responses > 0) {
+  if (result.truncation.empty_responses > 0 && writer) {
     log::warning("SimPOTrainer.train",
                  fmt::format("{} of {} pairs have a response that max_length {} leaves empty; they are skipped",
                              result.truncation.empty_responses, result.truncation.pairs, o.max_length));
@@ -299,14 +472,16 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
                                 pairs.size(), o.max_length));
   }
 
-  // Schedule.
-  const int64_t micro_per_epoch = (static_cast<int64_t>(usable.size()) + o.batch_size - 1) / o.batch_size;
-  const int64_t steps_per_epoch = (micro_per_epoch + o.grad_accumulation - 1) / o.grad_accumulation;
+  // Schedule: each step takes world_size x batch_size x grad_accumulation
+  // pairs of the epoch's order.
+  const int64_t step_capacity = parallel.world_size * o.batch_size * o.grad_accumulation;
+  const int64_t usable_count = static_cast<int64_t>(usable.size());
+  const int64_t steps_per_epoch = (usable_count + step_capacity - 1) / step_capacity;
   const int64_t total_steps = o.max_steps > 0 ? o.max_steps : steps_per_epoch * o.epochs;
   const int64_t warmup = o.warmup_steps > 0 ? o.warmup_steps
                                             : static_cast<int64_t>(std::ceil(o.warmup_ratio * static_cast<double>(total_steps)));
 
-  // Resume: adapter, optimiser state, RNG and log come from the checkpoint.
+  // Resume: adapter, optimiser state and log come from the checkpoint.
   int64_t start_step = 0;
   std::filesystem::path resume_dir;
   if (resume) {
@@ -316,7 +491,14 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
       resume_dir = out / "checkpoint.old";  // a crash between the two renames of a checkpoint swap
     }
   }
-  nlohmann::json expected_fingerprint = fingerprint(o, usable.size());
+  // Hashing the base model reads its weights, so it happens only when a
+  // checkpoint is written or read.
+  nlohmann::json run_fingerprint;
+  if (o.checkpoint_every > 0 || !resume_dir.empty()) {
+    run_fingerprint = {{"data", data_fingerprint(tokenized)},
+                       {"model", model_fingerprint(model)},
+                       {"options", options_fingerprint(o, model.lora_options(), parallel.world_size)}};
+  }
   if (!resume_dir.empty()) {
     nlohmann::json state;
     try {
@@ -324,14 +506,10 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
     } catch (const nlohmann::json::exception& error) {
       throw FormatError(fmt::format("{}: invalid JSON: {}", (resume_dir / "trainer_state.json").string(), error.what()));
     }
-    if (state.value("options", nlohmann::json()) != expected_fingerprint) {
-      throw ConfigError(fmt::format("{}: the checkpoint was written with other options or data ({}); resume with "
-                                    "the same settings or start a new output folder",
-                                    resume_dir.string(), state.value("options", nlohmann::json()).dump()));
-    }
+    check_fingerprint(resume_dir, state.value("fingerprint", nlohmann::json()), run_fingerprint);
     start_step = state.at("step").get<int64_t>();
     model.load_adapter(resume_dir);
-  } else if (resume) {
+  } else if (resume && writer) {
     log::info("SimPOTrainer.train", fmt::format("{} has no checkpoint; starting from step 0", out.string()));
   }
   result.resumed_from_step = start_step;
@@ -341,41 +519,15 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
                                                 .betas({0.9, 0.999})
                                                 .eps(1e-8)
                                                 .weight_decay(o.weight_decay));
+  if (!resume_dir.empty()) torch::load(optimizer, (resume_dir / "optimizer.pt").string());
   at::Generator generator = at::detail::getDefaultCPUGenerator();
-  if (!resume_dir.empty()) {
-    torch::load(optimizer, (resume_dir / "optimizer.pt").string());
-    std::string bytes = read_file(resume_dir / "rng_state.bin");
-    at::Tensor rng_state = at::empty({static_cast<int64_t>(bytes.size())}, at::kByte);
-    std::memcpy(rng_state.data_ptr(), bytes.data(), bytes.size());
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(rng_state);
-  } else {
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_current_seed(o.seed);
-  }
 
   // The log keeps the steps up to the checkpoint; later lines were from the
-  // interrupted run and are written again. Reading stops at the first line
-  // that does not parse, which can only be a line torn by the interruption.
-  if (start_step > 0 && std::filesystem::exists(log_path)) {
-    std::string kept_lines;
-    std::ifstream previous(log_path);
-    std::string line;
-    while (std::getline(previous, line)) {
-      if (line.empty()) continue;
-      nlohmann::json value = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (value.is_discarded()) break;
-      StepLog entry = step_from_json(value);
-      if (entry.step > start_step) break;
-      result.log.push_back(entry);
-      kept_lines += io::to_jsonl_line(step_json(entry)) + "\n";
-    }
-    io::write_file_atomic(log_path, kept_lines);
-  } else {
-    io::write_file_atomic(log_path, std::string());
-  }
-  std::ofstream log_stream(log_path, std::ios::app);
-  if (!log_stream) throw IOError(fmt::format("cannot open {} for appending the step log", log_path.string()));
+  // interrupted run and are written again. Every rank reads the kept steps
+  // for its result, and rank 0 rewrites the file.
+  std::string kept_lines;
+  if (start_step > 0) result.log = read_log_until(log_path, start_step, &kept_lines);
+  if (writer) io::write_file_atomic(log_path, kept_lines);
 
   auto write_checkpoint = [&](int64_t step) {
     const std::filesystem::path staging = out / "checkpoint.tmp";
@@ -384,15 +536,7 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
     model.save_adapter(staging);
     torch::save(optimizer, (staging / "optimizer.pt").string());
     fsync_path(staging / "optimizer.pt", false);
-    at::Tensor rng_state;
-    {
-      std::lock_guard<std::mutex> lock(generator.mutex());
-      rng_state = generator.get_state();
-    }
-    io::write_file_atomic(staging / "rng_state.bin",
-                          std::span<const std::byte>(static_cast<const std::byte*>(rng_state.data_ptr()),
-                                                     rng_state.nbytes()));
-    nlohmann::json state = {{"step", step}, {"total_steps", total_steps}, {"options", expected_fingerprint}};
+    nlohmann::json state = {{"step", step}, {"total_steps", total_steps}, {"fingerprint", run_fingerprint}};
     io::write_file_atomic(staging / "trainer_state.json", state.dump(2) + "\n");
     fsync_path(staging, true);
     // Swap: the old checkpoint stays readable until the new one is in place.
@@ -411,38 +555,37 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
     const int64_t epoch = step / steps_per_epoch;
     const int64_t step_in_epoch = step % steps_per_epoch;
     const std::vector<size_t> order = epoch_order(usable.size(), o.seed, epoch);
-    const int64_t first_micro = step_in_epoch * o.grad_accumulation;
-    const int64_t last_micro = std::min(first_micro + o.grad_accumulation, micro_per_epoch);
 
-    // The pairs of each forward pass, and of the whole step for weighting.
+    // This rank's pairs of each forward pass, and the number of pairs the
+    // step has on all ranks together, for weighting.
     std::vector<std::vector<const TokenizedPair*>> micro_batches;
-    int64_t step_pairs = 0;
-    for (int64_t micro = first_micro; micro < last_micro; ++micro) {
+    for (const std::vector<size_t>& positions :
+         rank_micro_batches(usable.size(), o.batch_size, o.grad_accumulation, step_in_epoch, parallel.rank,
+                            parallel.world_size)) {
       std::vector<const TokenizedPair*> batch;
-      const size_t begin = static_cast<size_t>(micro * o.batch_size);
-      const size_t end = std::min(begin + static_cast<size_t>(o.batch_size), usable.size());
-      for (size_t i = begin; i < end; ++i) batch.push_back(usable[order[i]]);
-      step_pairs += static_cast<int64_t>(batch.size());
+      for (size_t position : positions) batch.push_back(usable[order[position]]);
       micro_batches.push_back(std::move(batch));
     }
+    const int64_t step_begin = step_in_epoch * step_capacity;
+    const int64_t step_pairs = std::min(step_begin + step_capacity, usable_count) - step_begin;
 
     const double lr = o.learning_rate * schedule_factor(o.scheduler, step, warmup, total_steps);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    {
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_current_seed(dropout_seed(o.seed, step, parallel.rank));
+    }
 
-    double loss_sum = 0.0, chosen_sum = 0.0, rejected_sum = 0.0, correct = 0.0;
-    int64_t tokens = 0;
+    StepTotals totals;
     for (const auto& batch : micro_batches) {
       BatchResult batch_result = compute_batch(batch);
-      // Each pass's mean loss is weighted by its share of the step's pairs,
-      // so the step optimises the mean over all of them.
+      // Each pass's mean loss is weighted by its share of the step's pairs
+      // on all ranks, so the summed gradient is that of the mean over them.
       const double weight = static_cast<double>(batch.size()) / static_cast<double>(step_pairs);
       (batch_result.loss.loss * weight).backward();
-      loss_sum += batch_result.loss.loss.item<double>() * static_cast<double>(batch.size());
-      chosen_sum += batch_result.loss.chosen_rewards.sum().item<double>();
-      rejected_sum += batch_result.loss.rejected_rewards.sum().item<double>();
-      correct += batch_result.loss.chosen_rewards.gt(batch_result.loss.rejected_rewards).sum().item<double>();
-      tokens += batch_result.tokens;
+      totals.add(batch_result, static_cast<double>(batch.size()));
     }
+    if (parallel.world_size > 1) all_reduce_step(parameters, totals, parallel);
 
     double grad_norm = 0.0;
     if (o.max_grad_norm > 0.0) {
@@ -462,27 +605,25 @@ TrainResult SimPOTrainer::train(const std::vector<PreferencePair>& pairs, const 
     StepLog entry;
     entry.step = step + 1;
     entry.epoch = static_cast<double>(step + 1) / static_cast<double>(steps_per_epoch);
-    entry.loss = loss_sum / static_cast<double>(step_pairs);
-    entry.chosen_reward = chosen_sum / static_cast<double>(step_pairs);
-    entry.rejected_reward = rejected_sum / static_cast<double>(step_pairs);
+    entry.loss = totals.loss / static_cast<double>(step_pairs);
+    entry.chosen_reward = totals.chosen / static_cast<double>(step_pairs);
+    entry.rejected_reward = totals.rejected / static_cast<double>(step_pairs);
     entry.reward_margin = entry.chosen_reward - entry.rejected_reward;
-    entry.reward_accuracy = correct / static_cast<double>(step_pairs);
+    entry.reward_accuracy = totals.correct / static_cast<double>(step_pairs);
     entry.learning_rate = lr;
     entry.grad_norm = grad_norm;
-    entry.tokens = tokens;
-    entry.tokens_per_second = step_seconds > 0.0 ? static_cast<double>(tokens) / step_seconds : 0.0;
+    entry.tokens = totals.tokens;
+    entry.tokens_per_second = step_seconds > 0.0 ? static_cast<double>(totals.tokens) / step_seconds : 0.0;
     entry.elapsed_seconds = std::chrono::duration<double>(now - started).count();
-    log_stream << io::to_jsonl_line(step_json(entry)) << '\n';
-    log_stream.flush();
-    if (!log_stream) throw IOError(fmt::format("cannot append to {}", log_path.string()));
+    if (writer) io::append_file_durable(log_path, io::to_jsonl_line(step_json(entry)) + "\n");
     result.log.push_back(entry);
     if (state_->progress) state_->progress(entry, total_steps);
 
-    if (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) write_checkpoint(step + 1);
+    if (writer && o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) write_checkpoint(step + 1);
   }
 
   result.steps = total_steps;
-  model.save_adapter(out);
+  if (writer) model.save_adapter(out);
   return result;
 }
 

@@ -3,12 +3,9 @@
 
 #include "medfair/eval/evaluator.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -74,29 +71,15 @@ nlohmann::json make_record(const prompts::PromptRecord& prompt, const prompts::S
   return record;
 }
 
-// Appends whole records with one write() and an fsync, so a crash leaves at
-// most one torn line at the end of the file, which read_results() drops.
+// Appends whole records durably, so a crash leaves at most one torn line at
+// the end of the file, which read_results() drops.
 void append_records(const std::filesystem::path& path, const std::vector<nlohmann::json>& records) {
   std::string text;
   for (const nlohmann::json& record : records) {
     text += record.dump();
     text += '\n';
   }
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) throw IOError(fmt::format("cannot open {} for appending: {}", path.string(), std::strerror(errno)));
-  size_t written = 0;
-  while (written < text.size()) {
-    ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      ::close(fd);
-      throw IOError(fmt::format("cannot write to {}: {}", path.string(), std::strerror(error)));
-    }
-    written += static_cast<size_t>(n);
-  }
-  ::fsync(fd);
-  ::close(fd);
+  io::append_file_durable(path, text);
 }
 
 std::vector<std::string> axes_of(const AuditOptions& options, const prompts::Task& task) {

@@ -88,4 +88,20 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view bytes
   write_file_atomic(path, std::as_bytes(std::span<const char>(bytes.data(), bytes.size())));
 }
 
+void append_file_durable(const std::filesystem::path& path, std::string_view text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw IOError(fmt::format("cannot open {} for appending: {}", path.string(), system_error_text()));
+  if (!write_all(fd, reinterpret_cast<const std::byte*>(text.data()), text.size())) {
+    const std::string reason = system_error_text();
+    ::close(fd);
+    throw IOError(fmt::format("cannot append to {}: {}", path.string(), reason));
+  }
+  if (::fsync(fd) != 0) {
+    const std::string reason = system_error_text();
+    ::close(fd);
+    throw IOError(fmt::format("appended to {} but fsync failed: {}", path.string(), reason));
+  }
+  ::close(fd);
+}
+
 }  // namespace medfair::io

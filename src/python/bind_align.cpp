@@ -8,6 +8,7 @@
 #include "bindings.hpp"
 #include "medfair/align/losses.hpp"
 #include "medfair/align/preference_data.hpp"
+#include "medfair/align/process_group.hpp"
 #include "medfair/align/simpo_trainer.hpp"
 
 namespace medfair::python {
@@ -80,6 +81,10 @@ void bind_align(py::module_& m) {
       "Turn a {prompt, chosen, rejected} record (strings or message lists) into a PreferencePair.");
   m.def("read_preference_file", &align::read_preference_file, py::arg("path"), py::arg("model"),
         "Read a preference JSONL file, rendering message lists with the model's chat template.");
+
+  m.def("rank_micro_batches", &align::rank_micro_batches, py::arg("pair_count"), py::arg("batch_size"),
+        py::arg("grad_accumulation"), py::arg("step_in_epoch"), py::arg("rank"), py::arg("world_size"),
+        "Positions in an epoch's pair order that `rank` trains on in one optimiser step, one list per forward pass.");
 
   py::class_<align::TruncationCounts>(m, "TruncationCounts")
       .def_readonly("pairs", &align::TruncationCounts::pairs)
@@ -169,6 +174,34 @@ void bind_align(py::module_& m) {
           py::arg("pairs"), py::arg("backward") = true,
           "Loss, rewards and log-probabilities of one batch; with backward, the adapters' .grad holds its "
           "gradients (earlier gradients are cleared first).")
+      .def(
+          "set_data_parallel",
+          [](align::SimPOTrainer& trainer, int64_t rank, int64_t world_size, std::optional<py::function> all_reduce_sum) {
+            align::DataParallel parallel;
+            parallel.rank = rank;
+            parallel.world_size = world_size;
+            if (all_reduce_sum) {
+              py::function callback = *all_reduce_sum;
+              // train() releases the GIL, so the collective takes it back. The
+              // tensors reach Python as the trainer's own, not copies.
+              parallel.all_reduce_sum = [callback](std::vector<at::Tensor>& tensors) {
+                py::gil_scoped_acquire acquire;
+                callback(py::cast(tensors));
+              };
+            }
+            trainer.set_data_parallel(std::move(parallel));
+          },
+          py::arg("rank"), py::arg("world_size"), py::arg("all_reduce_sum") = py::none(),
+          "Make train() one rank of data-parallel training. all_reduce_sum(tensors: list) must sum each tensor "
+          "in place across the ranks (torch.distributed.all_reduce); only rank 0 writes files.")
+      .def(
+          "set_process_group",
+          [](align::SimPOTrainer& trainer, const c10::intrusive_ptr<c10d::ProcessGroup>& group) {
+            trainer.set_data_parallel(align::process_group_data_parallel(group));
+          },
+          py::arg("group"),
+          "Make train() one rank of data-parallel training over a torch.distributed process group "
+          "(e.g. torch.distributed.group.WORLD); the all-reduce runs in C++ without the GIL.")
       .def(
           "train",
           [](align::SimPOTrainer& trainer, const std::vector<align::PreferencePair>& pairs,

@@ -136,14 +136,59 @@ def test_align_resume_after_kill(model_dir, prefs_file, tmp_path):
         assert expected["learning_rate"] == found["learning_rate"]
 
 
+def short_run(model, prefs, out, **options):
+    import medfair
+
+    settings = dict(max_steps=2, batch_size=4, grad_accumulation=1, checkpoint_every=1, progress=False)
+    settings.update(options)
+    return medfair.align(model=str(model), prefs=prefs, out=out, **settings)
+
+
 def test_align_resume_rejects_other_options(model_dir, prefs_file, tmp_path):
     import medfair
 
-    medfair.align(model=str(model_dir), prefs=prefs_file, out=tmp_path / "run", max_steps=2, batch_size=4,
-                  grad_accumulation=1, checkpoint_every=1, progress=False)
-    with pytest.raises(medfair.ConfigError, match="written with other options"):
-        medfair.align(model=str(model_dir), prefs=prefs_file, out=tmp_path / "run", max_steps=3, batch_size=4,
-                      grad_accumulation=1, checkpoint_every=1, resume=True, progress=False)
+    short_run(model_dir, prefs_file, tmp_path / "run")
+    with pytest.raises(medfair.ConfigError, match=r"written with other options \(max_steps was 2, now 3\)"):
+        short_run(model_dir, prefs_file, tmp_path / "run", max_steps=3, resume=True)
+    with pytest.raises(medfair.ConfigError, match=r"other options \(lora_r was 16, now 8\); .*drop --resume"):
+        short_run(model_dir, prefs_file, tmp_path / "run", lora_r=8, resume=True)
+
+
+def test_align_resume_rejects_other_data(model_dir, prefs_file, tmp_path):
+    import medfair
+
+    short_run(model_dir, prefs_file, tmp_path / "run")
+    # The same number of pairs with other text: only the token hash differs.
+    other = write_jsonl(tmp_path / "other.jsonl", vignette_records(8, conversational=False))
+    with pytest.raises(medfair.ConfigError,
+                       match=r"written with other preference data \(token_ids_fnv1a was \"[0-9a-f]{16}\", now"):
+        short_run(model_dir, other, tmp_path / "run", resume=True)
+    # The same pairs cut by another length limit are other data too.
+    with pytest.raises(medfair.ConfigError, match="other preference data"):
+        short_run(model_dir, prefs_file, tmp_path / "run", max_length=48, max_prompt_length=24, resume=True)
+
+
+def test_align_resume_rejects_other_model(model_dir, prefs_file, hf_reference, tmp_path):
+    import medfair
+
+    short_run(model_dir, prefs_file, tmp_path / "run")
+    # Same architecture and tokenizer, other weights: the checkpoint's adapter
+    # would load, so only the fingerprint can catch it.
+    other_dir = tmp_path / "other_llama"
+    small_llama(tie=True).save_pretrained(other_dir)
+    hf_reference[1].save_pretrained(other_dir)
+    with pytest.raises(medfair.ConfigError,
+                       match=r"written with another base model \(sha256 was \"[0-9a-f]{64}\", now \"[0-9a-f]{64}\"\)"):
+        short_run(other_dir, prefs_file, tmp_path / "run", resume=True)
+    with pytest.raises(medfair.ConfigError, match=r"another base model \(dtype was \"float32\", now \"bfloat16\"\)"):
+        short_run(model_dir, prefs_file, tmp_path / "run", dtype="bfloat16", resume=True)
+
+
+def test_align_step_log_is_whole_lines(model_dir, prefs_file, tmp_path):
+    result = short_run(model_dir, prefs_file, tmp_path / "run", max_steps=3)
+    text = result.log_path.read_text()
+    assert text.endswith("\n")
+    assert [json.loads(line)["step"] for line in text.splitlines()] == [1, 2, 3]
 
 
 def test_align_input_errors(model_dir, tmp_path):

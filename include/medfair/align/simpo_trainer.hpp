@@ -1,7 +1,8 @@
 #pragma once
 // SimPOTrainer: preference optimisation of a CausalLM's LoRA adapters with
 // SimPO or DPO, AdamW, a warmup-then-decay learning-rate schedule, gradient
-// accumulation and clipping, a JSONL step log and resumable checkpoints.
+// accumulation and clipping, data-parallel training across processes, a JSONL
+// step log and resumable checkpoints.
 
 #include <cstdint>
 #include <filesystem>
@@ -77,18 +78,45 @@ struct TrainerOptions {
   void validate() const;
 };
 
+/// A process's place in data-parallel training, and the collective that joins
+/// the processes. Each optimiser step takes world_size x batch_size x
+/// grad_accumulation pairs of the epoch's order, and rank r trains on the r-th
+/// run of batch_size x grad_accumulation of them. Summing the ranks'
+/// gradients gives the gradient of the mean loss over all of the step's pairs,
+/// the same as one process with the combined batch.
+struct DataParallel {
+  /// This process's index in [0, world_size); default 0.
+  int64_t rank = 0;
+  /// Number of processes; default 1 (no data parallelism).
+  int64_t world_size = 1;
+  /// Collective that sums every tensor of the list in place across all ranks
+  /// (an all-reduce with SUM, such as torch.distributed.all_reduce). All ranks
+  /// call it at the same point with tensors of the same shapes, dtypes and
+  /// order. Required when world_size > 1.
+  std::function<void(std::vector<at::Tensor>&)> all_reduce_sum;
+
+  /// Throws ConfigError naming the first invalid field.
+  void validate() const;
+};
+
+/// Positions in an epoch's pair order that `rank` trains on in optimiser step
+/// `step_in_epoch` (0-based), one list per forward pass. The list is empty
+/// when the epoch's last step has no pairs left for this rank.
+std::vector<std::vector<size_t>> rank_micro_batches(size_t pair_count, int64_t batch_size, int64_t grad_accumulation,
+                                                     int64_t step_in_epoch, int64_t rank, int64_t world_size);
+
 /// One optimiser step's record, as written to the JSONL log.
 struct StepLog {
   int64_t step = 0;              ///< 1-based optimiser step
   double epoch = 0.0;            ///< fractional epoch at the end of the step
-  double loss = 0.0;             ///< mean loss over the step's pairs
+  double loss = 0.0;             ///< mean loss over the step's pairs (on all ranks)
   double chosen_reward = 0.0;    ///< mean reward of the chosen responses
   double rejected_reward = 0.0;  ///< mean reward of the rejected responses
   double reward_margin = 0.0;    ///< mean of chosen - rejected reward
   double reward_accuracy = 0.0;  ///< fraction of pairs with chosen reward > rejected reward
   double learning_rate = 0.0;    ///< learning rate used by this step
   double grad_norm = 0.0;        ///< gradient norm before clipping
-  int64_t tokens = 0;            ///< real tokens processed in the step
+  int64_t tokens = 0;            ///< real tokens processed in the step (on all ranks)
   double tokens_per_second = 0.0;
   double elapsed_seconds = 0.0;  ///< wall time since training (or this resumed run) began
 };
@@ -127,14 +155,24 @@ class SimPOTrainer {
   CausalLM& model();
   /// Called after every optimiser step, from the training thread.
   void set_progress_callback(ProgressCallback callback);
+  /// Makes train() one rank of data-parallel training. Every rank must run
+  /// train() with the same model, options and pairs. Only rank 0 writes the
+  /// step log, the checkpoints and the final adapter, and every rank reads
+  /// the checkpoint when resuming. Throws ConfigError for invalid settings.
+  /// NOTE: an exception on one rank leaves the others waiting in the
+  /// collective until the launcher stops them (torchrun does) or the
+  /// backend's timeout expires.
+  void set_data_parallel(DataParallel data_parallel);
 
   /// Trains on `pairs` and writes the final adapter as a PEFT folder to `out`
   /// (created if needed), with the step log and, with checkpoint_every > 0,
-  /// out/checkpoint (adapter, optimiser state, schedule position, RNG state
-  /// and data position). With `resume`, training continues from
-  /// out/checkpoint and produces the same steps as an uninterrupted run; the
-  /// options and data must be the same. Throws DataError when no pair is
-  /// usable and IOError when files cannot be written.
+  /// out/checkpoint (adapter, optimiser state and step; the data order and the
+  /// dropout seed follow from the step). With `resume`, training continues from
+  /// out/checkpoint and produces the same steps as an uninterrupted run. The
+  /// checkpoint's fingerprint must match the tokenized pairs, the options
+  /// (LoRA, loss, optimiser, schedule, batching and world size) and the base
+  /// model's SHA-256, or ConfigError names what differs. Throws DataError
+  /// when no pair is usable and IOError when files cannot be written.
   TrainResult train(const std::vector<PreferencePair>& pairs, const std::filesystem::path& out, bool resume = false);
 
   /// Tokenizes pairs with the options' limits.

@@ -1,6 +1,6 @@
 #pragma once
-// Crash-safe file replacement: readers see either the old file or the complete
-// new one, never a partial write.
+// Crash-safe file writes: atomic replacement, where readers see either the old
+// file or the complete new one, and durable appends.
 
 #include <cstddef>
 #include <filesystem>
@@ -17,5 +17,11 @@ void write_file_atomic(const std::filesystem::path& path, std::span<const std::b
 
 /// Same as above for text or other byte strings.
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
+
+/// Appends `text` to `path` (created with mode 0644 if missing) with one
+/// O_APPEND write and an fsync before returning. When `text` is whole lines,
+/// a crash leaves at most one torn line at the end of the file. Throws
+/// IOError naming the path and the system error.
+void append_file_durable(const std::filesystem::path& path, std::string_view text);
 
 }  // namespace medfair::io

@@ -11,7 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "align",
         help="train LoRA adapters on preference pairs (SimPO or DPO)",
         description="Train LoRA adapters of a model on a preference JSONL file and write them to --out as a PEFT "
-        "folder, with train_log.jsonl and align_settings.json. Options left unset take the preset's value.",
+        "folder, with train_log.jsonl and align_settings.json. Options left unset take the preset's value. "
+        "Under torchrun (e.g. torchrun --nproc-per-node 2 -m medfair align ...) the processes train "
+        "data-parallel, each on its share of every step's pairs, and rank 0 writes the files.",
     )
     parser.add_argument("--model", default=None, help="a .gguf file or Hugging Face folder (default: SmolLM2-135M-Instruct)")
     parser.add_argument("--prefs", required=True, type=pathlib.Path, help="preference JSONL file (prompt, chosen, rejected)")
@@ -34,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="pairs per forward pass")
     parser.add_argument("--grad-accum", type=int, default=None, help="forward passes per optimiser step")
     parser.add_argument("--max-length", type=int, default=None, help="maximum tokens of prompt + response")
+    parser.add_argument("--max-prompt-length", type=int, default=None,
+                        help="prompt tokens kept (the last ones) when a pair is longer than --max-length")
     parser.add_argument("--warmup-ratio", type=float, default=None, help="fraction of steps for linear warmup")
     parser.add_argument("--scheduler", default=None, choices=["cosine", "linear"], help="decay after warmup")
     parser.add_argument("--seed", type=int, default=None, help="seed of data order, initialisation and dropout")
@@ -68,11 +72,14 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         grad_accumulation=args.grad_accum,
         max_length=args.max_length,
+        max_prompt_length=args.max_prompt_length,
         warmup_ratio=args.warmup_ratio,
         scheduler=args.scheduler,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
     )
+    if result.rank != 0:
+        return 0
     log = result.log
     if len(log):
         first, last = log.iloc[0], log.iloc[-1]
