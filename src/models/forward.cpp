@@ -86,7 +86,7 @@ at::Tensor attention_mask(const at::Tensor& key_mask, int64_t past, int64_t new_
 
 // Appends this call's keys or values [B, G, T, E] to a layer's cached ones and
 // returns all of them [B, G, P+T, E]. A cache with reserved room is written in
-// place; otherwise the cache is copied into a new tensor.
+// place, and any other cache is copied into a new tensor.
 at::Tensor append_to_cache(at::Tensor& cached, const at::Tensor& fresh, int64_t past, int64_t capacity) {
   const int64_t total = past + fresh.size(2);
   if (capacity >= total) {

@@ -61,7 +61,8 @@ def loss_and_gradients(model, ids, mask, checkpointing):
 
 def test_checkpointing_matches_full(adapted):
     ids, mask = chat_batch(adapted)
-    assert mask.sum(1).min() > 50 and (mask == 0).any()
+    assert mask.sum(1).min() > 50
+    assert (mask == 0).any()
 
     loss, gradients = loss_and_gradients(adapted, ids, mask, checkpointing=False)
     checkpointed_loss, checkpointed_gradients = loss_and_gradients(adapted, ids, mask, checkpointing=True)
