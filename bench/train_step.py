@@ -15,7 +15,12 @@ from the process's maximum resident set size: the number reported is the
 peak during the steps minus the resident size before them. The sides
 alternate for --rounds rounds and the best step time of each is kept.
 
-    python bench/train_step.py [--steps N] [--batch-size B] [--rounds R] [--threads T]
+With --gradient-checkpointing both sides recompute each decoder layer's
+activations in the backward pass: medfair through
+TrainerOptions.gradient_checkpointing, transformers through
+gradient_checkpointing_enable (non-reentrant).
+
+    python bench/train_step.py [--steps N] [--batch-size B] [--rounds R] [--threads T] [--gradient-checkpointing]
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ def rss_kib() -> int:
     return 0
 
 
-def run_medfair(folder: str, steps: int, batch_size: int) -> dict:
+def run_medfair(folder: str, steps: int, batch_size: int, checkpointing: bool) -> dict:
     import medfair
 
     model = medfair.CausalLM.load(folder)
@@ -80,6 +85,7 @@ def run_medfair(folder: str, steps: int, batch_size: int) -> dict:
     options.max_steps = steps + 1
     options.warmup_ratio = 0.0
     options.learning_rate = 1e-4
+    options.gradient_checkpointing = checkpointing
     trainer = medfair.SimPOTrainer(model, options)
     pairs = [medfair.render_preference(r, model) for r in records(batch_size)]
     baseline = rss_kib()
@@ -99,7 +105,7 @@ def run_medfair(folder: str, steps: int, batch_size: int) -> dict:
     return {"step_seconds": min(times[1:]), "peak_mib": (peak - baseline) / 1024}
 
 
-def run_trl(folder: str, steps: int, batch_size: int) -> dict:
+def run_trl(folder: str, steps: int, batch_size: int, checkpointing: bool) -> dict:
     import datasets
     import torch
     import transformers
@@ -108,6 +114,8 @@ def run_trl(folder: str, steps: int, batch_size: int) -> dict:
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     base = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    if checkpointing:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     config = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"], target_modules=TARGETS,
                         task_type="CAUSAL_LM")
     policy = get_peft_model(base, config)
@@ -158,7 +166,7 @@ def child(args) -> int:
 
     torch.set_num_threads(args.threads)
     run = run_medfair if args.child == "medfair" else run_trl
-    print(json.dumps(run(args.folder, args.steps, args.batch_size)))
+    print(json.dumps(run(args.folder, args.steps, args.batch_size, args.gradient_checkpointing)))
     return 0
 
 
@@ -168,6 +176,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=4, help="preference pairs per step")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each side is kept")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads for both sides")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="recompute layer activations in the backward pass on both sides")
     parser.add_argument("--gguf", default=None, help="model file (default: the installed SmolLM2 GGUF)")
     parser.add_argument("--child", choices=["medfair", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -188,6 +198,8 @@ def main() -> int:
             for side in ("medfair", "trl"):
                 command = [sys.executable, __file__, "--child", side, "--steps", str(args.steps), "--batch-size",
                            str(args.batch_size), "--threads", str(args.threads), "--folder", folder]
+                if args.gradient_checkpointing:
+                    command.append("--gradient-checkpointing")
                 done = subprocess.run(command, env=env, capture_output=True, text=True)
                 if done.returncode != 0:
                     print(done.stderr, file=sys.stderr)
@@ -199,7 +211,8 @@ def main() -> int:
                     best[side] = {key: min(best[side][key], result[key]) for key in result}
     medfair_result, trl_result = best["medfair"], best["trl"]
     print(f"batch: {args.batch_size} pairs, LoRA r {LORA['r']} on {len(TARGETS)} projections, "
-          f"{args.threads} threads, {args.rounds} rounds x {args.steps} steps")
+          f"{args.threads} threads, {args.rounds} rounds x {args.steps} steps, "
+          f"gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}")
     print(f"medfair   step {medfair_result['step_seconds']:.3f} s   peak +{medfair_result['peak_mib']:.0f} MiB")
     print(f"TRL+PEFT  step {trl_result['step_seconds']:.3f} s   peak +{trl_result['peak_mib']:.0f} MiB")
     print(f"ratio (medfair / TRL): step time {medfair_result['step_seconds'] / trl_result['step_seconds']:.2f}x, "

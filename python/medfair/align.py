@@ -62,6 +62,7 @@ _OPTION_FIELDS = {
     "max_length": "max_length",
     "max_prompt_length": "max_prompt_length",
     "checkpoint_every": "checkpoint_every",
+    "gradient_checkpointing": "gradient_checkpointing",
 }
 
 # DPO's beta when neither a preset nor the caller sets one: TRL's DPOConfig default.
@@ -156,7 +157,7 @@ def align(
     gamma_beta_ratio, label_smoothing, sft_weight, learning_rate, epochs,
     max_steps, batch_size, grad_accumulation, max_grad_norm, warmup_ratio,
     warmup_steps, scheduler, seed, max_length, max_prompt_length,
-    checkpoint_every, weight_decay). ``progress`` shows a bar, or is called as
+    checkpoint_every, weight_decay, gradient_checkpointing). ``progress`` shows a bar, or is called as
     progress(step_record, total_steps) after every optimiser step.
 
     Under torchrun with WORLD_SIZE > 1, or inside a torch.distributed process

@@ -376,6 +376,7 @@ SimPOTrainer::SimPOTrainer(CausalLM model, TrainerOptions options)
     lora.seed = state_->options.seed;
     state_->model.add_lora(lora);
   }
+  state_->model.set_gradient_checkpointing(state_->options.gradient_checkpointing);
 }
 
 SimPOTrainer::~SimPOTrainer() = default;

@@ -24,6 +24,25 @@ int64_t KVCache::batch_size() const { return mask.defined() ? mask.size(0) : 0; 
 
 int64_t KVCache::length() const { return mask.defined() ? mask.size(1) : 0; }
 
+void KVCache::reserve(int64_t length) {
+  if (length <= capacity) return;
+  if (empty()) {
+    // forward() allocates the buffers at this size on the first call.
+    capacity = length;
+    return;
+  }
+  const int64_t past = this->length();
+  if (length <= past) return;
+  for (std::vector<at::Tensor>* tensors : {&keys, &values}) {
+    for (at::Tensor& cached : *tensors) {
+      at::Tensor buffer = at::empty({cached.size(0), cached.size(1), length, cached.size(3)}, cached.options());
+      buffer.narrow(2, 0, past).copy_(cached);
+      cached = buffer.narrow(2, 0, past);
+    }
+  }
+  capacity = length;
+}
+
 KVCache KVCache::expand(int64_t rows) const {
   if (batch_size() != 1) {
     throw ConfigError(fmt::format("KVCache.expand: the cache must hold one row to be expanded, it holds {}",

@@ -4,6 +4,7 @@
 // logits can be compared with transformers directly.
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -17,14 +18,25 @@ namespace detail {
 at::Tensor Linear::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
 
 at::Tensor Linear::forward(const at::Tensor& x, const AdapterMode& mode) const {
-  at::Tensor y = at::linear(x, weight, bias);
-  if (!lora || !mode.enabled) return y;
-  // PEFT casts the input to the adapter's dtype, adds in that dtype and casts
-  // the sum back to the base output's dtype.
+  if (!lora || !mode.enabled) return at::linear(x, weight, bias);
   at::Tensor input = x.to(lora->a.scalar_type());
   if (mode.training && lora->dropout > 0.0) input = at::dropout(input, lora->dropout, /*train=*/true);
-  at::Tensor update = at::linear(at::linear(input, lora->a), lora->b) * lora->scaling;
-  return (y + update).to(y.scalar_type());
+  // The scaling goes into B, the small factor, instead of into the update.
+  at::Tensor scaled_b = lora->b * lora->scaling;
+  if (x.scalar_type() != lora->a.scalar_type()) {
+    // PEFT casts the input to the adapter's dtype, adds in that dtype and
+    // casts the sum back to the base output's dtype.
+    at::Tensor y = at::linear(x, weight, bias);
+    return (y + at::linear(at::linear(input, lora->a), scaled_b)).to(y.scalar_type());
+  }
+  // Same dtype: the update accumulates into the base output in one matrix
+  // product, without a separate update tensor.
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = weight.size(0);
+  at::Tensor rows = x.reshape({-1, x.size(-1)});
+  at::Tensor y = at::linear(rows, weight, bias);
+  y.addmm_(at::mm(input.reshape({-1, input.size(-1)}), lora->a.t()), scaled_b.t());
+  return y.view(shape);
 }
 
 at::Tensor Linear::merged_weight() const {
@@ -72,7 +84,60 @@ at::Tensor attention_mask(const at::Tensor& key_mask, int64_t past, int64_t new_
   return allowed.unsqueeze(1);
 }
 
+// Appends this call's keys or values [B, G, T, E] to a layer's cached ones and
+// returns all of them [B, G, P+T, E]. A cache with reserved room is written in
+// place, and any other cache is copied into a new tensor.
+at::Tensor append_to_cache(at::Tensor& cached, const at::Tensor& fresh, int64_t past, int64_t capacity) {
+  const int64_t total = past + fresh.size(2);
+  if (capacity >= total) {
+    if (!cached.defined()) {
+      // The first call on a reserved cache allocates its buffer.
+      cached = at::empty({fresh.size(0), fresh.size(1), capacity, fresh.size(3)}, fresh.options()).narrow(2, 0, 0);
+    }
+    at::Tensor grown = cached.as_strided({fresh.size(0), fresh.size(1), total, fresh.size(3)}, cached.strides(),
+                                         cached.storage_offset());
+    grown.narrow(2, past, fresh.size(2)).copy_(fresh);
+    cached = grown;
+    return grown;
+  }
+  cached = past > 0 ? at::cat({cached, fresh}, 2) : fresh;
+  return cached;
+}
+
 }  // namespace
+
+at::Tensor decoder_layer(const CausalLM::Impl& m, int64_t layer_index, const at::Tensor& input,
+                         const LayerInputs& shared, KVCache* cache) {
+  const LlamaConfig& c = m.config;
+  const DecoderLayer& layer = m.weights.layers[layer_index];
+  const AdapterMode& mode = shared.mode;
+  const int64_t batch = input.size(0);
+  const int64_t tokens = input.size(1);
+
+  // Attention: norm, project, rotate, attend over cache + new tokens, project back.
+  at::Tensor h = rms_norm(input, layer.attn_norm, c.rms_norm_eps);
+  at::Tensor q = layer.q_proj.forward(h, mode).view({batch, tokens, c.n_head, c.head_dim}).transpose(1, 2);
+  at::Tensor k = layer.k_proj.forward(h, mode).view({batch, tokens, c.n_head_kv, c.head_dim}).transpose(1, 2);
+  at::Tensor v = layer.v_proj.forward(h, mode).view({batch, tokens, c.n_head_kv, c.head_dim}).transpose(1, 2);
+  q = q * shared.cos + rotate_half(q) * shared.sin;
+  k = k * shared.cos + rotate_half(k) * shared.sin;
+  if (cache != nullptr) {
+    const int64_t past = cache->length();
+    k = append_to_cache(cache->keys[layer_index], k, past, cache->capacity);
+    v = append_to_cache(cache->values[layer_index], v, past, cache->capacity);
+  }
+  std::optional<at::Tensor> mask;
+  if (shared.attn_mask.defined()) mask = shared.attn_mask;
+  at::Tensor attended = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/shared.causal_only,
+                                                         std::nullopt, /*enable_gqa=*/c.n_head != c.n_head_kv);
+  attended = attended.transpose(1, 2).reshape({batch, tokens, c.n_head * c.head_dim});
+  at::Tensor x = input + layer.o_proj.forward(attended, mode);
+
+  // MLP: norm, SwiGLU, residual.
+  h = rms_norm(x, layer.ffn_norm, c.rms_norm_eps);
+  at::Tensor gated = at::silu(layer.gate_proj.forward(h, mode)) * layer.up_proj.forward(h, mode);
+  return x + layer.down_proj.forward(gated, mode);
+}
 
 }  // namespace detail
 
@@ -138,40 +203,18 @@ at::Tensor decoder_hidden(const CausalLM::Impl& m, const at::Tensor& input_ids, 
   // Token embedding.
   at::Tensor x = at::embedding(m.weights.token_embedding, ids);  // [B, T, D]
 
+  detail::LayerInputs shared{cos, sin, attn_mask, causal_only, m.adapter_mode};
+  const bool checkpoint = m.gradient_checkpointing && cache == nullptr && at::GradMode::is_enabled();
   if (cache != nullptr && cache->empty()) {
     cache->keys.resize(c.n_layer);
     cache->values.resize(c.n_layer);
   }
   for (int64_t layer_index = 0; layer_index < c.n_layer; ++layer_index) {
-    const detail::DecoderLayer& layer = m.weights.layers[layer_index];
-    const detail::AdapterMode& mode = m.adapter_mode;
-
-    // Attention: norm, project, rotate, attend over cache + new tokens, project back.
-    at::Tensor h = detail::rms_norm(x, layer.attn_norm, c.rms_norm_eps);
-    at::Tensor q = layer.q_proj.forward(h, mode).view({batch, tokens, c.n_head, c.head_dim}).transpose(1, 2);
-    at::Tensor k = layer.k_proj.forward(h, mode).view({batch, tokens, c.n_head_kv, c.head_dim}).transpose(1, 2);
-    at::Tensor v = layer.v_proj.forward(h, mode).view({batch, tokens, c.n_head_kv, c.head_dim}).transpose(1, 2);
-    q = q * cos + detail::rotate_half(q) * sin;
-    k = k * cos + detail::rotate_half(k) * sin;
-    if (cache != nullptr) {
-      if (use_cache) {
-        k = at::cat({cache->keys[layer_index], k}, 2);
-        v = at::cat({cache->values[layer_index], v}, 2);
-      }
-      cache->keys[layer_index] = k;
-      cache->values[layer_index] = v;
+    if (checkpoint) {
+      x = detail::checkpointed_layer(m, layer_index, x, shared);
+    } else {
+      x = detail::decoder_layer(m, layer_index, x, shared, cache);
     }
-    at::Tensor attended =
-        at::scaled_dot_product_attention(q, k, v, attn_mask.defined() ? std::optional<at::Tensor>(attn_mask) : std::nullopt,
-                                         0.0, /*is_causal=*/causal_only, std::nullopt,
-                                         /*enable_gqa=*/c.n_head != c.n_head_kv);
-    attended = attended.transpose(1, 2).reshape({batch, tokens, c.n_head * c.head_dim});
-    x = x + layer.o_proj.forward(attended, mode);
-
-    // MLP: norm, SwiGLU, residual.
-    h = detail::rms_norm(x, layer.ffn_norm, c.rms_norm_eps);
-    at::Tensor gated = at::silu(layer.gate_proj.forward(h, mode)) * layer.up_proj.forward(h, mode);
-    x = x + layer.down_proj.forward(gated, mode);
   }
 
   if (cache != nullptr) {

@@ -195,7 +195,10 @@ void decode_batch(const CausalLM& model, const std::vector<std::vector<int64_t>>
     mask[b].narrow(0, offset, static_cast<int64_t>(ids.size())).fill_(1);
   }
 
+  // The cache is allocated once at its final length and written in place.
+  const int64_t final_length = width + options.max_new_tokens;
   KVCache cache;
+  cache.reserve(final_length);
   at::Tensor logits = model.forward(input, mask, &cache, /*last_position_only=*/true).logits.select(1, 0);  // [B, V]
   while (true) {
     std::vector<int64_t> next(rows.size());
@@ -212,6 +215,7 @@ void decode_batch(const CausalLM& model, const std::vector<std::vector<int64_t>>
     if (keep.empty()) break;
     if (keep.size() != rows.size()) {
       cache = cache.select_rows(at::tensor(keep, at::kLong));
+      cache.reserve(final_length);
       std::vector<RowState*> remaining;
       std::vector<int64_t> remaining_next;
       for (int64_t b : keep) {

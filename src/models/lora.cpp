@@ -478,4 +478,8 @@ void CausalLM::set_training(bool training) { impl_->adapter_mode.training = trai
 
 bool CausalLM::training() const { return impl_->adapter_mode.training; }
 
+void CausalLM::set_gradient_checkpointing(bool enabled) { impl_->gradient_checkpointing = enabled; }
+
+bool CausalLM::gradient_checkpointing() const { return impl_->gradient_checkpointing; }
+
 }  // namespace medfair

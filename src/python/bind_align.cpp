@@ -126,7 +126,8 @@ void bind_align(py::module_& m) {
       .def_readwrite("max_length", &TrainerOptions::max_length)
       .def_readwrite("max_prompt_length", &TrainerOptions::max_prompt_length)
       .def_readwrite("checkpoint_every", &TrainerOptions::checkpoint_every)
-      .def_readwrite("log_path", &TrainerOptions::log_path);
+      .def_readwrite("log_path", &TrainerOptions::log_path)
+      .def_readwrite("gradient_checkpointing", &TrainerOptions::gradient_checkpointing);
 
   py::class_<align::TrainResult>(m, "TrainResult")
       .def_readonly("adapter_dir", &align::TrainResult::adapter_dir)

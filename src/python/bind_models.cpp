@@ -141,6 +141,9 @@ void bind_models(py::module_& m) {
            "The adapter matrices under PEFT's names; the tensors share the model's memory.")
       .def_property("adapters_enabled", &CausalLM::adapters_enabled, &CausalLM::set_adapters_enabled)
       .def_property("training", &CausalLM::training, &CausalLM::set_training)
+      .def_property("gradient_checkpointing", &CausalLM::gradient_checkpointing,
+                    &CausalLM::set_gradient_checkpointing,
+                    "Recompute decoder layer activations in the backward pass instead of storing them.")
       .def(
           "generate_greedy",
           [](const CausalLM& model, const std::vector<int64_t>& prompt_ids, int64_t max_new_tokens) {

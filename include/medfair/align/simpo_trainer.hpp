@@ -67,6 +67,10 @@ struct TrainerOptions {
   int64_t checkpoint_every = 0;
   /// Step log (JSONL); empty (default) means train_log.jsonl in the output folder.
   std::filesystem::path log_path;
+  /// Recompute each decoder layer's activations in the backward pass instead
+  /// of storing them (CausalLM::set_gradient_checkpointing); default false.
+  /// Lowers peak memory for about one more forward pass per step.
+  bool gradient_checkpointing = false;
 
   /// The named settings: "simpo" (the SimPO authors' recommended loss
   /// settings, beta 2.0 and gamma/beta 0.5, with LoRA) or "notebook" (the

@@ -55,10 +55,19 @@ struct KVCache {
   std::vector<at::Tensor> values;  ///< per layer, [B, G, P, E]
   at::Tensor mask;                 ///< [B, P] bool, true where a cached position is a real token
   at::Tensor next_position;        ///< [B] int64, rotary position of each row's next token
+  /// Positions that keys and values can hold before forward() must copy them
+  /// to grow; 0 (default) unless reserve() was called.
+  int64_t capacity = 0;
 
   bool empty() const { return keys.empty(); }
   int64_t batch_size() const;
   int64_t length() const;  ///< P
+
+  /// Makes room for `length` positions in total, so that forward() writes new
+  /// keys and values in place instead of copying the whole cache on every
+  /// call. Copies of this struct then share one buffer: append through one
+  /// copy only. expand() and select_rows() return caches without the room.
+  void reserve(int64_t length);
 
   /// Returns a cache whose B rows all copy row 0 of this one (shared-prefix reuse).
   KVCache expand(int64_t batch_size) const;
@@ -159,6 +168,13 @@ class CausalLM {
   /// Training mode applies adapter dropout; default off.
   void set_training(bool training);
   bool training() const;
+  /// Activation checkpointing; default off. When on, a forward pass that
+  /// records gradients without a KV cache keeps only each decoder layer's
+  /// input, and the backward pass runs the layer again to rebuild its
+  /// activations. That trades about one more forward pass for memory. Adapter
+  /// dropout draws the same mask in both runs.
+  void set_gradient_checkpointing(bool enabled);
+  bool gradient_checkpointing() const;
 
   /// Greedy decoding of up to `max_new_tokens` tokens after `prompt_ids`,
   /// stopping at an end-of-sequence token. Returns only the new tokens.

@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scheduler", default=None, choices=["cosine", "linear"], help="decay after warmup")
     parser.add_argument("--seed", type=int, default=None, help="seed of data order, initialisation and dropout")
     parser.add_argument("--checkpoint-every", type=int, default=None, help="write a checkpoint every N steps")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="recompute layer activations in the backward pass to lower peak memory")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="base weight precision")
     parser.set_defaults(func=run)
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
+        gradient_checkpointing=args.gradient_checkpointing or None,
     )
     if result.rank != 0:
         return 0
