@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         draws_per_vignette=4,
         max_new_tokens=64,
         eval_tasks={name: str(folder / f"{name}.jsonl") for name in TRANSFER_TASKS},
-        align_options={"epochs": 2},
+        align_options={"epochs": 2, "learning_rate": 2e-4},
     )
     result = pipeline(config, out=args.out)
     print()
