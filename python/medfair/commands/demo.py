@@ -37,10 +37,10 @@ def run(args: argparse.Namespace) -> int:
         data=str(folder / f"{DEMO_TASK}.jsonl"),
         test_fraction=0.5,
         bootstrap_replicates=args.bootstrap,
-        draws_per_vignette=4,
+        draws_per_vignette=8,
         max_new_tokens=64,
         eval_tasks={name: str(folder / f"{name}.jsonl") for name in TRANSFER_TASKS},
-        align_options={"epochs": 2, "learning_rate": 2e-4},
+        align_options={"epochs": 3, "learning_rate": 2e-4},
     )
     result = pipeline(config, out=args.out)
     print()
