@@ -1,7 +1,7 @@
 // Activation checkpointing for decoder layers. libtorch's C++ API has no
-// torch.utils.checkpoint, so a custom autograd function does the same work:
-// its forward runs the layer without recording a graph and saves only the
-// layer's input, and its backward runs the layer again with gradients on and
+// torch.utils.checkpoint, so a custom autograd function does the same work.
+// Its forward runs the layer without recording a graph and saves only the
+// layer's input. Its backward runs the layer again with gradients on and
 // backpropagates through that second run.
 
 #include <ATen/ATen.h>
@@ -19,7 +19,7 @@ namespace medfair::detail {
 
 namespace {
 
-// What the backward pass needs to run a layer again. The model outlives the
+// State the backward pass needs to run a layer again. The model outlives the
 // graph because the graph belongs to a forward call on it.
 struct LayerReplay : torch::CustomClassHolder {
   const CausalLM::Impl* model = nullptr;
