@@ -82,7 +82,10 @@ void TrainerOptions::validate() const {
 }
 
 void DataParallel::validate() const {
-  if (world_size < 1) throw ConfigError(fmt::format("DataParallel.world_size is {}; it must be positive", world_size));
+  if (world_size < 1) {
+    throw ConfigError(
+        fmt::format("DataParallel.world_size is {}; use 1 or more (1 trains in one process)", world_size));
+  }
   if (rank < 0 || rank >= world_size) {
     throw ConfigError(fmt::format("DataParallel.rank is {}; use a value in [0, {})", rank, world_size));
   }
