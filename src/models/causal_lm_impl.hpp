@@ -41,6 +41,10 @@ struct LayerInputs {
   at::Tensor attn_mask;  ///< [B, 1, T, P+T] bool, or undefined when no mask is needed
   bool causal_only = false;  ///< plain causal attention without a mask
   AdapterMode mode;          ///< the model's adapter mode when the call started
+  /// [B] int64, or undefined. When defined, the layer returns its output
+  /// [B, 1, D] at this one position of each row only, while still caching
+  /// the keys and values of every position.
+  at::Tensor output_position;
 };
 
 /// Runs decoder layer `layer_index` on hidden states [B, T, D], appending its

@@ -116,22 +116,49 @@ at::Tensor decoder_layer(const CausalLM::Impl& m, int64_t layer_index, const at:
 
   // Attention: norm, project, rotate, attend over cache + new tokens, project back.
   at::Tensor h = rms_norm(input, layer.attn_norm, c.rms_norm_eps);
-  at::Tensor q = layer.q_proj.forward(h, mode).view({batch, tokens, c.n_head, c.head_dim}).transpose(1, 2);
   at::Tensor k = layer.k_proj.forward(h, mode).view({batch, tokens, c.n_head_kv, c.head_dim}).transpose(1, 2);
   at::Tensor v = layer.v_proj.forward(h, mode).view({batch, tokens, c.n_head_kv, c.head_dim}).transpose(1, 2);
-  q = q * shared.cos + rotate_half(q) * shared.sin;
   k = k * shared.cos + rotate_half(k) * shared.sin;
   if (cache != nullptr) {
     const int64_t past = cache->length();
     k = append_to_cache(cache->keys[layer_index], k, past, cache->capacity);
     v = append_to_cache(cache->values[layer_index], v, past, cache->capacity);
   }
+
+  // Every position needs keys and values, but a layer whose output is wanted
+  // at one position per row computes queries, attention, the output
+  // projection and the MLP for that position alone.
+  at::Tensor residual = input;
+  at::Tensor cos = shared.cos;
+  at::Tensor sin = shared.sin;
   std::optional<at::Tensor> mask;
   if (shared.attn_mask.defined()) mask = shared.attn_mask;
-  at::Tensor attended = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/shared.causal_only,
-                                                         std::nullopt, /*enable_gqa=*/c.n_head != c.n_head_kv);
-  attended = attended.transpose(1, 2).reshape({batch, tokens, c.n_head * c.head_dim});
-  at::Tensor x = input + layer.o_proj.forward(attended, mode);
+  bool causal = shared.causal_only;
+  int64_t queries = tokens;
+  if (shared.output_position.defined()) {
+    auto pick = [&](const at::Tensor& t, int64_t dim) {
+      std::vector<int64_t> shape = t.sizes().vec();
+      shape[dim] = 1;
+      std::vector<int64_t> view(t.dim(), 1);
+      view[0] = batch;
+      return t.gather(dim, shared.output_position.view(view).expand(shape));
+    };
+    h = pick(h, 1);
+    residual = pick(input, 1);
+    cos = pick(cos, 2);
+    sin = pick(sin, 2);
+    if (mask) mask = pick(*mask, 2);
+    // Without a mask, the position is the row's last token and attends to
+    // every key. A causal flag would align it with the first key instead.
+    causal = false;
+    queries = 1;
+  }
+  at::Tensor q = layer.q_proj.forward(h, mode).view({batch, queries, c.n_head, c.head_dim}).transpose(1, 2);
+  q = q * cos + rotate_half(q) * sin;
+  at::Tensor attended = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/causal, std::nullopt,
+                                                         /*enable_gqa=*/c.n_head != c.n_head_kv);
+  attended = attended.transpose(1, 2).reshape({batch, queries, c.n_head * c.head_dim});
+  at::Tensor x = residual + layer.o_proj.forward(attended, mode);
 
   // MLP: norm, SwiGLU, residual.
   h = rms_norm(x, layer.ffn_norm, c.rms_norm_eps);
@@ -203,15 +230,24 @@ at::Tensor decoder_hidden(const CausalLM::Impl& m, const at::Tensor& input_ids, 
   // Token embedding.
   at::Tensor x = at::embedding(m.weights.token_embedding, ids);  // [B, T, D]
 
-  detail::LayerInputs shared{cos, sin, attn_mask, causal_only, m.adapter_mode};
+  detail::LayerInputs shared{cos, sin, attn_mask, causal_only, m.adapter_mode, {}};
   const bool checkpoint = m.gradient_checkpointing && cache == nullptr && at::GradMode::is_enabled();
   if (cache != nullptr && cache->empty()) {
     cache->keys.resize(c.n_layer);
     cache->values.resize(c.n_layer);
   }
+  // Each row's last real token. When only its logits are wanted, the last
+  // layer computes its output there alone.
+  at::Tensor last;
+  if (last_position_only) last = (tokens - 1) - mask.flip({1}).to(at::kLong).argmax(1);  // [B]
+  const bool narrow_last_layer = last_position_only && tokens > 1 && !checkpoint;
   for (int64_t layer_index = 0; layer_index < c.n_layer; ++layer_index) {
     if (checkpoint) {
       x = detail::checkpointed_layer(m, layer_index, x, shared);
+    } else if (narrow_last_layer && layer_index == c.n_layer - 1) {
+      detail::LayerInputs at_last = shared;
+      at_last.output_position = last;
+      x = detail::decoder_layer(m, layer_index, x, at_last, cache);  // [B, 1, D]
     } else {
       x = detail::decoder_layer(m, layer_index, x, shared, cache);
     }
@@ -223,8 +259,7 @@ at::Tensor decoder_hidden(const CausalLM::Impl& m, const at::Tensor& input_ids, 
   }
 
   // Final norm and output head, optionally on each row's last real token only.
-  if (last_position_only) {
-    at::Tensor last = (tokens - 1) - mask.flip({1}).to(at::kLong).argmax(1);  // [B]
+  if (last_position_only && !narrow_last_layer) {
     at::Tensor index = last.view({batch, 1, 1}).expand({batch, 1, x.size(2)});
     x = x.gather(1, index);
   }

@@ -174,6 +174,10 @@ void advance_row(RowState& row, int64_t token, const std::vector<int64_t>& eos_i
   }
 }
 
+// Prompt tokens per group in the prompt pass (rows times the group's longest
+// prompt). A group has at least one row, however long its prompt.
+constexpr int64_t kPrefillGroupTokens = 256;
+
 // Decodes one batch of rows until every row has finished.
 void decode_batch(const CausalLM& model, const std::vector<std::vector<int64_t>>& prompts, std::vector<RowState*> rows,
                   const SamplingOptions& options, const std::vector<int64_t>& eos_ids) {
@@ -185,21 +189,62 @@ void decode_batch(const CausalLM& model, const std::vector<std::vector<int64_t>>
 
   // Left padding: the real tokens of every row end at the same column, so the
   // next token of every row goes in the same place. Padding positions are
-  // masked out and never attended to, so the pad id does not matter.
-  at::Tensor input = at::zeros({batch, width}, at::kLong);
-  at::Tensor mask = at::zeros({batch, width}, at::kLong);
+  // masked out and never attended to.
+  at::Tensor mask = at::zeros({batch, width}, at::kBool);
   for (int64_t b = 0; b < batch; ++b) {
-    const std::vector<int64_t>& ids = prompts[rows[b]->index];
-    const int64_t offset = width - static_cast<int64_t>(ids.size());
-    input[b].narrow(0, offset, static_cast<int64_t>(ids.size())).copy_(at::tensor(ids, at::kLong));
-    mask[b].narrow(0, offset, static_cast<int64_t>(ids.size())).fill_(1);
+    const auto length = static_cast<int64_t>(prompts[rows[b]->index].size());
+    mask[b].narrow(0, width - length, length).fill_(true);
   }
 
-  // The cache is allocated once at its final length and written in place.
+  // The prompt pass runs on small groups of rows of similar length, so less
+  // compute goes to padding and each group's activations fit the CPU caches.
+  // Each group's keys and values go into the batch cache, which is allocated
+  // once at its final length and zeroed where nothing is written.
   const int64_t final_length = width + options.max_new_tokens;
   KVCache cache;
-  cache.reserve(final_length);
-  at::Tensor logits = model.forward(input, mask, &cache, /*last_position_only=*/true).logits.select(1, 0);  // [B, V]
+  std::vector<at::Tensor> first_logits;
+  for (int64_t first = 0; first < batch;) {
+    int64_t end = first + 1;
+    auto group_width = static_cast<int64_t>(prompts[rows[first]->index].size());
+    while (end < batch) {
+      const auto length = static_cast<int64_t>(prompts[rows[end]->index].size());
+      const int64_t widest = std::max(group_width, length);
+      if (widest * (end - first + 1) > kPrefillGroupTokens) break;
+      group_width = widest;
+      ++end;
+    }
+    const int64_t group = end - first;
+    at::Tensor input = at::zeros({group, group_width}, at::kLong);
+    at::Tensor group_mask = at::zeros({group, group_width}, at::kLong);
+    for (int64_t g = 0; g < group; ++g) {
+      const std::vector<int64_t>& ids = prompts[rows[first + g]->index];
+      const int64_t offset = group_width - static_cast<int64_t>(ids.size());
+      input[g].narrow(0, offset, static_cast<int64_t>(ids.size())).copy_(at::tensor(ids, at::kLong));
+      group_mask[g].narrow(0, offset, static_cast<int64_t>(ids.size())).fill_(1);
+    }
+    KVCache part;
+    first_logits.push_back(model.forward(input, group_mask, &part, /*last_position_only=*/true).logits.select(1, 0));
+    if (cache.empty()) {
+      for (std::vector<at::Tensor>* tensors : {&cache.keys, &cache.values}) {
+        const std::vector<at::Tensor>& source = tensors == &cache.keys ? part.keys : part.values;
+        for (const at::Tensor& layer : source) {
+          tensors->push_back(
+              at::zeros({batch, layer.size(1), final_length, layer.size(3)}, layer.options()).narrow(2, 0, width));
+        }
+      }
+    }
+    for (size_t layer = 0; layer < part.keys.size(); ++layer) {
+      cache.keys[layer].narrow(0, first, group).narrow(2, width - group_width, group_width).copy_(part.keys[layer]);
+      cache.values[layer].narrow(0, first, group).narrow(2, width - group_width, group_width).copy_(part.values[layer]);
+    }
+    first = end;
+  }
+  cache.mask = mask;
+  std::vector<int64_t> lengths(rows.size());
+  for (size_t b = 0; b < rows.size(); ++b) lengths[b] = static_cast<int64_t>(prompts[rows[b]->index].size());
+  cache.next_position = at::tensor(lengths, at::kLong);
+  cache.capacity = final_length;
+  at::Tensor logits = at::cat(first_logits, 0);  // [B, V]
   while (true) {
     std::vector<int64_t> next(rows.size());
     for (size_t b = 0; b < rows.size(); ++b) {

@@ -103,6 +103,42 @@ TEST_CASE("last position only picks last real token") {
   CHECK(max_difference(last[0][0], full[0][n - 1]) < 1e-4);
 }
 
+TEST_CASE("last position pass caches every key") {
+  // A last-position-only pass computes its last layer's output at one
+  // position per row. The keys and values of every position must still reach
+  // the cache, so that the next token attends to the whole prompt.
+  c10::InferenceMode guard;
+  const CausalLM& model = smollm2();
+  at::Tensor long_ids = prompt_ids("A 70-year-old woman fell at home and cannot bear weight on her right leg.");
+  at::Tensor short_ids = prompt_ids("Is a fever of 38.5 degrees worrying?");
+  const int64_t width = long_ids.size(1);
+  const int64_t pad = width - short_ids.size(1);
+  REQUIRE(pad > 0);
+  at::Tensor ids = at::cat({long_ids, at::cat({at::zeros({1, pad}, at::kLong), short_ids}, 1)}, 0);
+  at::Tensor mask = at::ones({2, width}, at::kLong);
+  mask[1].narrow(0, 0, pad).fill_(0);
+
+  KVCache cache;
+  at::Tensor last = model.forward(ids, mask, &cache, /*last_position_only=*/true).logits;  // [2, 1, V]
+  REQUIRE(last.size(1) == 1);
+  REQUIRE(cache.length() == width);
+  const std::vector<int64_t> next = {28, 339};
+  at::Tensor step = model.forward(at::tensor(next, at::kLong).view({2, 1}), {}, &cache).logits;
+  for (int64_t row = 0; row < 2; ++row) {
+    INFO("row " << row);
+    at::Tensor alone = row == 0 ? long_ids : short_ids;
+    at::Tensor full = model.logits(at::cat({alone, at::full({1, 1}, next[row], at::kLong)}, 1));
+    CHECK(max_difference(last[row][0], full[0][-2]) < 1e-4);
+    CHECK(max_difference(step[row][0], full[0][-1]) < 1e-4);
+  }
+
+  // Several new tokens on top of a cache take the explicit mask path.
+  KVCache more;
+  model.forward(long_ids.narrow(1, 0, width - 6), {}, &more);
+  at::Tensor tail = model.forward(long_ids.narrow(1, width - 6, 6), {}, &more, /*last_position_only=*/true).logits;
+  CHECK(max_difference(tail[0][0], model.logits(long_ids)[0][-1]) < 1e-4);
+}
+
 TEST_CASE("greedy generation is deterministic") {
   std::vector<int64_t> ids = smollm2().encode_prompt(smollm2().apply_chat_template({{"user", "Say hello."}}, true));
   std::vector<int64_t> first = smollm2().generate_greedy(ids, 8);

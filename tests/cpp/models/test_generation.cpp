@@ -70,6 +70,25 @@ TEST_CASE("greedy generate equals generate_greedy") {
   }
 }
 
+TEST_CASE("greedy generate across prefill groups") {
+  // Prompts of 1 to 4 joined questions are long enough for the prompt pass
+  // to split the batch into several groups, each with its own padding.
+  SamplingOptions options;
+  options.max_new_tokens = 10;
+  std::vector<std::vector<int64_t>> prompts;
+  std::string text;
+  for (const std::string& question : kQuestions) {
+    text += question + " ";
+    prompts.push_back(chat_ids(text));
+  }
+  prompts.push_back(chat_ids(kQuestions[2]));
+  std::vector<Generation> batched = medfair::generate(smollm2(), prompts, options);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    INFO("prompt " << i << " of " << prompts[i].size() << " tokens");
+    CHECK(batched[i].token_ids == smollm2().generate_greedy(prompts[i], options.max_new_tokens));
+  }
+}
+
 TEST_CASE("greedy generate batch equals single") {
   SamplingOptions options;
   options.max_new_tokens = 16;
