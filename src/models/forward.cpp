@@ -4,9 +4,15 @@
 // logits can be compared with transformers directly.
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <optional>
+#include <string_view>
 
 #include "causal_lm_impl.hpp"
 #include "medfair/error.hpp"
@@ -15,10 +21,48 @@ namespace medfair {
 
 namespace detail {
 
-at::Tensor Linear::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+namespace {
+
+using OneDnnLinear = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                                std::string_view, c10::List<std::optional<at::Scalar>>,
+                                std::optional<std::string_view>);
+
+// libtorch's oneDNN linear (mkldnn::_linear_pointwise), or nothing when this
+// build of libtorch does not register it.
+const std::optional<c10::TypedOperatorHandle<OneDnnLinear>>& onednn_linear() {
+  static const std::optional<c10::TypedOperatorHandle<OneDnnLinear>> op =
+      []() -> std::optional<c10::TypedOperatorHandle<OneDnnLinear>> {
+    if (!at::hasMKLDNN()) return std::nullopt;
+    auto handle = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
+    if (!handle) return std::nullopt;
+    return handle->typed<OneDnnLinear>();
+  }();
+  return op;
+}
+
+// x W^T + b. In inference mode, float32 on the CPU runs through oneDNN, which
+// is faster than at::linear's BLAS call here (bench/linear_backends.py).
+// NOTE: mkldnn::_linear_pointwise is an internal libtorch operator without
+// autograd support. Training keeps at::linear, and so does activation
+// checkpointing, whose two passes must round alike. A libtorch without the
+// operator falls back to at::linear.
+at::Tensor base_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  if (c10::InferenceMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+      weight.scalar_type() == at::kFloat && weight.dim() == 2 && weight.is_contiguous() && onednn_linear()) {
+    std::optional<at::Tensor> b;
+    if (bias.defined()) b = bias;
+    return onednn_linear()->call(x.contiguous(), weight, b, "none", c10::List<std::optional<at::Scalar>>(),
+                                 std::nullopt);
+  }
+  return at::linear(x, weight, bias);
+}
+
+}  // namespace
+
+at::Tensor Linear::forward(const at::Tensor& x) const { return base_linear(x, weight, bias); }
 
 at::Tensor Linear::forward(const at::Tensor& x, const AdapterMode& mode) const {
-  if (!lora || !mode.enabled) return at::linear(x, weight, bias);
+  if (!lora || !mode.enabled) return base_linear(x, weight, bias);
   at::Tensor input = x.to(lora->a.scalar_type());
   if (mode.training && lora->dropout > 0.0) input = at::dropout(input, lora->dropout, /*train=*/true);
   // The scaling goes into B, the small factor, instead of into the update.
@@ -34,7 +78,7 @@ at::Tensor Linear::forward(const at::Tensor& x, const AdapterMode& mode) const {
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = weight.size(0);
   at::Tensor rows = x.reshape({-1, x.size(-1)});
-  at::Tensor y = at::linear(rows, weight, bias);
+  at::Tensor y = base_linear(rows, weight, bias);
   y.addmm_(at::mm(input.reshape({-1, input.size(-1)}), lora->a.t()), scaled_b.t());
   return y.view(shape);
 }

@@ -199,7 +199,7 @@ void decode_batch(const CausalLM& model, const std::vector<std::vector<int64_t>>
   // The prompt pass runs on small groups of rows of similar length, so less
   // compute goes to padding and each group's activations fit the CPU caches.
   // Each group's keys and values go into the batch cache, which is allocated
-  // once at its final length and zeroed where nothing is written.
+  // once at its final length.
   const int64_t final_length = width + options.max_new_tokens;
   KVCache cache;
   std::vector<at::Tensor> first_logits;
@@ -229,13 +229,19 @@ void decode_batch(const CausalLM& model, const std::vector<std::vector<int64_t>>
         const std::vector<at::Tensor>& source = tensors == &cache.keys ? part.keys : part.values;
         for (const at::Tensor& layer : source) {
           tensors->push_back(
-              at::zeros({batch, layer.size(1), final_length, layer.size(3)}, layer.options()).narrow(2, 0, width));
+              at::empty({batch, layer.size(1), final_length, layer.size(3)}, layer.options()).narrow(2, 0, width));
         }
       }
     }
+    // Padding keys and values are masked out, but they must be finite,
+    // because attention multiplies them by zero weights.
     for (size_t layer = 0; layer < part.keys.size(); ++layer) {
-      cache.keys[layer].narrow(0, first, group).narrow(2, width - group_width, group_width).copy_(part.keys[layer]);
-      cache.values[layer].narrow(0, first, group).narrow(2, width - group_width, group_width).copy_(part.values[layer]);
+      for (auto [batch_tensor, part_tensor] : {std::pair{cache.keys[layer], part.keys[layer]},
+                                               std::pair{cache.values[layer], part.values[layer]}}) {
+        at::Tensor rows_of_group = batch_tensor.narrow(0, first, group);
+        rows_of_group.narrow(2, 0, width - group_width).zero_();
+        rows_of_group.narrow(2, width - group_width, group_width).copy_(part_tensor);
+      }
     }
     first = end;
   }
