@@ -214,7 +214,8 @@ nlohmann::ordered_json PreferenceBuilder::settings_json(const prompts::Task& tas
 namespace {
 
 // Keeps the records of `out` that belong to planned prompts, rewriting the
-// file without a torn last line. Creates an empty file when there is none.
+// file without a torn last line or records of prompts no longer planned.
+// Creates an empty file when there is none.
 std::unordered_map<std::string, nlohmann::ordered_json> resume_records(
     const std::filesystem::path& out, const std::vector<prompts::PromptRecord>& prompts,
     const std::string& settings_id) {
@@ -232,14 +233,22 @@ std::unordered_map<std::string, nlohmann::ordered_json> resume_records(
     const std::string prompt_id = record.value("prompt_id", "");
     kept[prompt_id] = std::move(record);
   }
+  std::unordered_map<std::string, nlohmann::ordered_json> planned;
   std::string text;
   for (const prompts::PromptRecord& prompt : prompts) {
     auto it = kept.find(prompt.prompt_id);
-    if (it != kept.end()) text += io::to_jsonl_line(it->second) + "\n";
+    if (it == kept.end()) continue;
+    text += io::to_jsonl_line(it->second) + "\n";
+    planned.insert(kept.extract(it));
+  }
+  if (!kept.empty()) {
+    log::warning(kWhere, fmt::format("{}: removing {} records whose prompts this run does not plan (first: {}); "
+                                     "write to a new file to keep them",
+                                     out.string(), kept.size(), kept.begin()->first));
   }
   io::write_file_atomic(out, text);
-  log::info(kWhere, fmt::format("{}: resuming with {} finished records", out.string(), kept.size()));
-  return kept;
+  log::info(kWhere, fmt::format("{}: resuming with {} finished records", out.string(), planned.size()));
+  return planned;
 }
 
 }  // namespace

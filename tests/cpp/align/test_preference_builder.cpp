@@ -136,6 +136,16 @@ TEST_CASE("builder ranks by similarity and resumes") {
   CHECK(read_text(out) == written);
   CHECK(repaired.records.size() == first.records.size());
 
+  // A record of a prompt that is not planned is removed and not counted.
+  {
+    nlohmann::ordered_json stray = first.records.front();
+    stray["prompt_id"] = "not-planned";
+    std::ofstream(out, std::ios::binary | std::ios::app) << stray.dump() << "\n";
+  }
+  PreferenceResult cleaned = builder.run(task, out);
+  CHECK(cleaned.resumed == first.records.size());
+  CHECK(read_text(out) == written);
+
   // Other settings on the same file are rejected.
   PreferenceOptions other = small_options(ids);
   other.seed = 99;
