@@ -272,6 +272,7 @@ def pipeline(
 
     provenance = _provenance(config)
     config_path = out_dir / "config.json"
+    changed: list[str] = []
     if config_path.exists():
         previous = json.loads(config_path.read_text())
         if previous.get("config") != provenance["config"] or previous.get("files") != provenance["files"]:
@@ -288,6 +289,10 @@ def pipeline(
         if from_stage not in STAGES:
             raise _core.ConfigError(f"unknown stage {from_stage!r}; stages: {', '.join(STAGES)}")
         run.discard_from(from_stage)
+        kept = [name for name in STAGES[: STAGES.index(from_stage)] if name in run.finished()]
+        if changed and kept:
+            log(f"note: {', '.join(kept)} keep their outputs from the earlier run, made before these settings "
+                f"changed: {', '.join(changed)}; use a new --out to rerun every stage with the new settings")
     provenance["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     _write_json_atomic(config_path, provenance)
     done = run.finished()

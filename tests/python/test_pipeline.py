@@ -4,6 +4,7 @@ every stage's files, resuming, --from, and the settings check."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -91,6 +92,20 @@ def test_pipeline_from_stage_redoes_later_stages(finished_run):
     assert report.exists()
     assert sum("skipped" in line for line in lines) == 7
     assert again.comparison == result.comparison
+
+
+def test_pipeline_from_stage_names_kept_stages(finished_run, tmp_path):
+    import medfair
+
+    result, _ = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(result.out_dir, copy)
+    lines: list[str] = []
+    medfair.pipeline(small_config(seed=7), out=copy, from_stage="report", progress=False, log=lines.append)
+    notes = [line for line in lines if line.startswith("note:")]
+    assert len(notes) == 1
+    assert "split, audit_before" in notes[0]
+    assert "changed: seed" in notes[0]
 
 
 def test_pipeline_rejects_other_settings(finished_run):
