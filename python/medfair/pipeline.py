@@ -289,10 +289,10 @@ def pipeline(
         if from_stage not in STAGES:
             raise _core.ConfigError(f"unknown stage {from_stage!r}; stages: {', '.join(STAGES)}")
         run.discard_from(from_stage)
-        kept = [name for name in STAGES[: STAGES.index(from_stage)] if name in run.finished()]
-        if changed and kept:
-            log(f"note: {', '.join(kept)} keep their outputs from the earlier run, made before these settings "
-                f"changed: {', '.join(changed)}; use a new --out to rerun every stage with the new settings")
+        earlier_stages = [name for name in STAGES[: STAGES.index(from_stage)] if name in run.finished()]
+        if changed and earlier_stages:
+            log(f"note: {', '.join(earlier_stages)} keep their outputs from the earlier run, made before these "
+                f"settings changed: {', '.join(changed)}; use a new --out to rerun every stage with the new settings")
     provenance["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     _write_json_atomic(config_path, provenance)
     done = run.finished()
