@@ -183,34 +183,31 @@ void decode_batch(const CausalLM& model, const std::vector<std::vector<int64_t>>
                   const SamplingOptions& options, const std::vector<int64_t>& eos_ids) {
   const text::Tokenizer& tokenizer = model.tokenizer();
   const int64_t batch = static_cast<int64_t>(rows.size());
-  size_t longest = 0;
-  for (const RowState* row : rows) longest = std::max(longest, prompts[row->index].size());
-  const int64_t width = static_cast<int64_t>(longest);
+  std::vector<int64_t> lengths(rows.size());
+  for (size_t b = 0; b < rows.size(); ++b) lengths[b] = static_cast<int64_t>(prompts[rows[b]->index].size());
+  const int64_t width = *std::max_element(lengths.begin(), lengths.end());
 
   // Left padding: the real tokens of every row end at the same column, so the
   // next token of every row goes in the same place. Padding positions are
   // masked out and never attended to.
   at::Tensor mask = at::zeros({batch, width}, at::kBool);
-  for (int64_t b = 0; b < batch; ++b) {
-    const auto length = static_cast<int64_t>(prompts[rows[b]->index].size());
-    mask[b].narrow(0, width - length, length).fill_(true);
-  }
+  for (int64_t b = 0; b < batch; ++b) mask[b].narrow(0, width - lengths[b], lengths[b]).fill_(true);
 
   // The prompt pass runs on small groups of rows of similar length, so less
   // compute goes to padding and each group's activations fit the CPU caches.
   // Each group's keys and values go into the batch cache, which is allocated
   // once at its final length.
   const int64_t final_length = width + options.max_new_tokens;
+  auto allocate = [&](const at::Tensor& like) {
+    return at::empty({batch, like.size(1), final_length, like.size(3)}, like.options()).narrow(2, 0, width);
+  };
   KVCache cache;
   std::vector<at::Tensor> first_logits;
   for (int64_t first = 0; first < batch;) {
     int64_t end = first + 1;
-    auto group_width = static_cast<int64_t>(prompts[rows[first]->index].size());
-    while (end < batch) {
-      const auto length = static_cast<int64_t>(prompts[rows[end]->index].size());
-      const int64_t widest = std::max(group_width, length);
-      if (widest * (end - first + 1) > kPrefillGroupTokens) break;
-      group_width = widest;
+    int64_t group_width = lengths[first];
+    while (end < batch && std::max(group_width, lengths[end]) * (end - first + 1) <= kPrefillGroupTokens) {
+      group_width = std::max(group_width, lengths[end]);
       ++end;
     }
     const int64_t group = end - first;
@@ -218,24 +215,19 @@ void decode_batch(const CausalLM& model, const std::vector<std::vector<int64_t>>
     at::Tensor group_mask = at::zeros({group, group_width}, at::kLong);
     for (int64_t g = 0; g < group; ++g) {
       const std::vector<int64_t>& ids = prompts[rows[first + g]->index];
-      const int64_t offset = group_width - static_cast<int64_t>(ids.size());
-      input[g].narrow(0, offset, static_cast<int64_t>(ids.size())).copy_(at::tensor(ids, at::kLong));
-      group_mask[g].narrow(0, offset, static_cast<int64_t>(ids.size())).fill_(1);
+      const int64_t offset = group_width - lengths[first + g];
+      input[g].narrow(0, offset, lengths[first + g]).copy_(at::tensor(ids, at::kLong));
+      group_mask[g].narrow(0, offset, lengths[first + g]).fill_(1);
     }
     KVCache part;
     first_logits.push_back(model.forward(input, group_mask, &part, /*last_position_only=*/true).logits.select(1, 0));
-    if (cache.empty()) {
-      for (std::vector<at::Tensor>* tensors : {&cache.keys, &cache.values}) {
-        const std::vector<at::Tensor>& source = tensors == &cache.keys ? part.keys : part.values;
-        for (const at::Tensor& layer : source) {
-          tensors->push_back(
-              at::empty({batch, layer.size(1), final_length, layer.size(3)}, layer.options()).narrow(2, 0, width));
-        }
-      }
-    }
-    // Padding keys and values are masked out, but they must be finite,
-    // because attention multiplies them by zero weights.
     for (size_t layer = 0; layer < part.keys.size(); ++layer) {
+      if (cache.keys.size() <= layer) {
+        cache.keys.push_back(allocate(part.keys[layer]));
+        cache.values.push_back(allocate(part.values[layer]));
+      }
+      // Padding keys and values are masked out, but they must be finite,
+      // because attention multiplies them by zero weights.
       for (auto [batch_tensor, part_tensor] : {std::pair{cache.keys[layer], part.keys[layer]},
                                                std::pair{cache.values[layer], part.values[layer]}}) {
         at::Tensor rows_of_group = batch_tensor.narrow(0, first, group);
@@ -246,8 +238,6 @@ void decode_batch(const CausalLM& model, const std::vector<std::vector<int64_t>>
     first = end;
   }
   cache.mask = mask;
-  std::vector<int64_t> lengths(rows.size());
-  for (size_t b = 0; b < rows.size(); ++b) lengths[b] = static_cast<int64_t>(prompts[rows[b]->index].size());
   cache.next_position = at::tensor(lengths, at::kLong);
   cache.capacity = final_length;
   at::Tensor logits = at::cat(first_logits, 0);  // [B, V]
