@@ -219,10 +219,10 @@ namespace {
 std::unordered_map<std::string, nlohmann::ordered_json> resume_records(
     const std::filesystem::path& out, const std::vector<prompts::PromptRecord>& prompts,
     const std::string& settings_id) {
-  std::unordered_map<std::string, nlohmann::ordered_json> kept;
+  std::unordered_map<std::string, nlohmann::ordered_json> found;
   if (!std::filesystem::exists(out)) {
     io::write_file_atomic(out, "");
-    return kept;
+    return found;
   }
   for (nlohmann::ordered_json& record : read_records(out)) {
     if (record.value("settings_id", "") != settings_id) {
@@ -231,20 +231,20 @@ std::unordered_map<std::string, nlohmann::ordered_json> resume_records(
                                     out.string(), record.value("settings_id", "none"), settings_id));
     }
     const std::string prompt_id = record.value("prompt_id", "");
-    kept[prompt_id] = std::move(record);
+    found[prompt_id] = std::move(record);
   }
   std::unordered_map<std::string, nlohmann::ordered_json> planned;
   std::string text;
   for (const prompts::PromptRecord& prompt : prompts) {
-    auto it = kept.find(prompt.prompt_id);
-    if (it == kept.end()) continue;
+    auto it = found.find(prompt.prompt_id);
+    if (it == found.end()) continue;
     text += io::to_jsonl_line(it->second) + "\n";
-    planned.insert(kept.extract(it));
+    planned.insert(found.extract(it));
   }
-  if (!kept.empty()) {
+  if (!found.empty()) {
     log::warning(kWhere, fmt::format("{}: removing {} records whose prompts this run does not plan (first: {}); "
                                      "write to a new file to keep them",
-                                     out.string(), kept.size(), kept.begin()->first));
+                                     out.string(), found.size(), found.begin()->first));
   }
   io::write_file_atomic(out, text);
   log::info(kWhere, fmt::format("{}: resuming with {} finished records", out.string(), planned.size()));
